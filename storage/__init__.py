@@ -1,0 +1,50 @@
+"""SQLite storage (aiosqlite): schema and migrations, repositories, and image files on disk.
+
+Nothing here imports discord or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from storage.database import connect
+from storage.images import ImageRepository, ImageStore
+from storage.jobs import JobRepository
+from storage.messages import MessageRepository
+
+
+@dataclass
+class Storage:
+    """The open database and image folder, with one repository per table group."""
+
+    db: aiosqlite.Connection
+    files: ImageStore
+    jobs: JobRepository
+    images: ImageRepository
+    messages: MessageRepository
+
+    @classmethod
+    async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
+        """Open the database (migrating it) and the image folder."""
+        db = await connect(database)
+        Path(images_dir).mkdir(parents=True, exist_ok=True)
+        return cls(
+            db=db,
+            files=ImageStore(Path(images_dir)),
+            jobs=JobRepository(db),
+            images=ImageRepository(db),
+            messages=MessageRepository(db),
+        )
+
+    async def close(self) -> None:
+        """Close the database; queued writes are finished first."""
+        await self.db.close()
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

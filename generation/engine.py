@@ -1,0 +1,218 @@
+"""The diffusers side: load a model once, run one :class:`GenerationRequest` on it.
+
+:class:`DiffusionEngine` is blocking by design: the job queue calls :meth:`DiffusionEngine.run`
+from its worker thread, never from the event loop. txt2img, img2img and upscaling share the one
+set of weights (``from_pipe``), loaded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from generation.errors import JobStopped
+from generation.request import SCHEDULERS, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+#: Called from the worker thread after each denoising step: (step, total_steps, latents).
+StepCallback = Callable[[int, int, Any], None]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in which precision the model runs."""
+
+    device: str
+    dtype: torch.dtype
+
+
+def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
+    """Turn the config's ``device`` / ``dtype`` (``auto`` or explicit) into a placement.
+
+    ``auto`` means CUDA with float16 when a GPU is present, else the CPU with float32.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    if dtype == "auto":
+        chosen = torch.float16 if device.startswith("cuda") else torch.float32
+    else:
+        chosen = dtypes[dtype]
+    return Placement(device=device, dtype=chosen)
+
+
+def _is_sdxl_checkpoint(path: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return any(key.startswith("conditioner.embedders.1") for key in handle.keys())  # noqa: SIM118
+
+
+def load_text2image(model_id: str, placement: Placement) -> Any:
+    """Load a text-to-image pipeline from a hub id, a local diffusers folder or a .safetensors file."""
+    from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    path = Path(model_id).expanduser()
+    kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
+    if path.suffix == ".safetensors" and path.is_file():
+        cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
+        pipe = cls.from_single_file(str(path), **kwargs)
+    else:
+        source = str(path) if path.exists() else model_id
+        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+    pipe = pipe.to(placement.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class DiffusionEngine:
+    """One loaded model on one device, running one request at a time."""
+
+    def __init__(self, model_id: str, *, device: str = "auto", dtype: str = "auto") -> None:
+        self.model_id = model_id
+        self.placement = resolve_placement(device, dtype)
+        self._text2image: Any = None
+        self._image2image: Any = None
+        self._default_scheduler: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        """The device this engine runs on."""
+        return self.placement.device
+
+    @property
+    def model_name(self) -> str:
+        """A short name for embeds: the folder or file name, or the hub id."""
+        path = Path(self.model_id)
+        return path.name if path.exists() else self.model_id
+
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` has run."""
+        return self._text2image is not None
+
+    def load(self) -> None:
+        """Load the weights (blocking; minutes for a real model on first use)."""
+        from diffusers import AutoPipelineForImage2Image
+
+        pipe = load_text2image(self.model_id, self.placement)
+        self._text2image = pipe
+        self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
+        self._image2image.set_progress_bar_config(disable=True)
+        self._default_scheduler = pipe.scheduler
+        log.info("model %s loaded on %s (%s)", self.model_name, self.device, self.placement.dtype)
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded text-to-image pipeline."""
+        if self._text2image is None:
+            raise RuntimeError("the model is not loaded yet")
+        return self._text2image
+
+    @property
+    def native_size(self) -> int:
+        """The model's native image side in pixels (512 for SD 1.5, 1024 for SDXL, 64 for the tiny model)."""
+        pipe = self.pipeline
+        return int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens (start and end markers included) the text encoder reads."""
+        return int(self.pipeline.tokenizer.model_max_length)
+
+    def count_tokens(self, text: str) -> int:
+        """The number of tokens ``text`` takes, start and end markers included."""
+        return len(self.pipeline.tokenizer(text, truncation=False).input_ids)
+
+    def _scheduler_for(self, pipe: Any, name: str | None) -> Any:
+        if name is None:
+            return self._default_scheduler
+        import diffusers
+
+        cls = getattr(diffusers, SCHEDULERS[name])
+        return cls.from_config(self._default_scheduler.config)
+
+    def run(
+        self,
+        request: GenerationRequest,
+        *,
+        init_image: Image.Image | None = None,
+        on_step: StepCallback | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[Image.Image]:
+        """Run one request and return its images (blocking).
+
+        Each image gets its own freshly seeded generator, so image ``i`` of any request equals the
+        same request run alone with seed ``seed + i``. ``should_stop`` is asked after every step;
+        when it returns an exception (cancelled, timed out, shutting down) that exception is raised
+        there, which stops the pipeline before the VAE decode.
+        """
+        with self._lock:
+            return self._run_locked(request, init_image, on_step, should_stop)
+
+    def _run_locked(
+        self,
+        request: GenerationRequest,
+        init_image: Image.Image | None,
+        on_step: StepCallback | None,
+        should_stop: Callable[[], JobStopped | None] | None,
+    ) -> list[Image.Image]:
+        if request.kind == "txt2img":
+            pipe = self.pipeline
+            total = request.steps
+        else:
+            if init_image is None:
+                raise ValueError(f"a {request.kind} request needs its source image")
+            pipe = self._image2image
+            strength = request.strength or 1.0
+            total = max(1, min(request.steps, int(request.steps * strength)))
+        pipe.scheduler = self._scheduler_for(pipe, request.scheduler)
+
+        def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            if on_step is not None:
+                on_step(min(step + 1, total), total, tensors.get("latents"))
+            stop = should_stop() if should_stop is not None else None
+            if stop is not None:
+                raise stop
+            return tensors
+
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in request.seeds()]
+        common: dict[str, Any] = {
+            "prompt": [request.prompt] * request.count,
+            "negative_prompt": [request.negative_prompt] * request.count if request.negative_prompt else None,
+            "num_inference_steps": request.steps,
+            "guidance_scale": request.guidance,
+            "generator": generators,
+            "callback_on_step_end": step_end,
+            "output_type": "pil",
+        }
+        if request.kind == "txt2img":
+            result = pipe(width=request.width, height=request.height, **common)
+        else:
+            assert init_image is not None
+            source = init_image.convert("RGB")
+            if source.size != (request.width, request.height):
+                source = source.resize((request.width, request.height), Image.Resampling.LANCZOS)
+            large = request.width * request.height > 1024 * 1024
+            if large:
+                pipe.vae.enable_tiling()
+            try:
+                result = pipe(image=[source] * request.count, strength=request.strength, **common)
+            finally:
+                if large:
+                    pipe.vae.disable_tiling()
+        return list(result.images)
+
+    def release_memory(self) -> None:
+        """Give cached GPU memory back after a failure (out of memory, say)."""
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()

@@ -1,0 +1,28 @@
+"""Errors the GPU side reports for one job. Import-light: no torch here."""
+
+from __future__ import annotations
+
+
+class JobStopped(Exception):  # noqa: N818 - a signal, not a bug
+    """A job ended without images for a reason that is not a fault of the pipeline."""
+
+
+class JobCancelled(JobStopped):
+    """The requester (or a moderator) cancelled the job."""
+
+
+class JobTimedOut(JobStopped):
+    """The job ran past the configured per-job timeout."""
+
+
+class JobInterrupted(JobStopped):
+    """The bot is shutting down; the job should run again after the restart."""
+
+
+class QueueFull(Exception):  # noqa: N818
+    """A cap on pending jobs was reached; nothing was queued."""
+
+    def __init__(self, message: str, *, pending_for_user: int, limit: int) -> None:
+        super().__init__(message)
+        self.pending_for_user = pending_for_user
+        self.limit = limit

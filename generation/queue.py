@@ -1,0 +1,306 @@
+"""The GPU job queue: fair across users, one pipeline call at a time per device, never on the loop.
+
+One worker thread per engine (device) takes the next job, runs it and hands the result back to
+the event loop with ``loop.call_soon_threadsafe``, the same shape as aiosqlite's connection
+thread. The next job is chosen round-robin across users, so a user with ten queued jobs does not
+delay another user's first job by ten. Nothing here imports torch or discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, QueueFull
+from generation.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What the queue needs from a loaded model (see :class:`generation.engine.DiffusionEngine`)."""
+
+    @property
+    def device(self) -> str: ...
+
+    def run(
+        self,
+        request: GenerationRequest,
+        *,
+        init_image: Image.Image | None = None,
+        on_step: Callable[[int, int, Any], None] | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[Image.Image]: ...
+
+    def release_memory(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step finished: reported on the event loop."""
+
+    job_id: int
+    step: int
+    total: int
+    elapsed_s: float
+    device: str
+    latents: Any = None
+
+
+@dataclass(eq=False)
+class QueuedJob:
+    """One request waiting for, or on, a GPU."""
+
+    job_id: int
+    user_id: int
+    request: GenerationRequest
+    init_image: Image.Image | None = None
+    #: Called on the event loop when a worker picks the job up.
+    on_start: Callable[[QueuedJob], None] | None = None
+    #: Called on the event loop after each step.
+    on_progress: Callable[[Progress], None] | None = None
+    future: asyncio.Future[list[Image.Image]] | None = None
+    enqueued_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    device: str | None = None
+    _stop: JobStopped | None = None
+    _deadline: float | None = None
+
+    def stop_reason(self) -> JobStopped | None:
+        """Asked by the pipeline after each step: why the job must stop now, if it must."""
+        if self._stop is not None:
+            return self._stop
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self._stop = JobTimedOut("the job took longer than the time limit")
+        return self._stop
+
+
+class JobQueue:
+    """Round-robin job queue with one worker thread per engine."""
+
+    def __init__(
+        self,
+        engines: Sequence[Engine],
+        *,
+        max_pending_per_user: int = 10,
+        max_pending_total: int = 200,
+        job_timeout_s: float | None = None,
+    ) -> None:
+        if not engines:
+            raise ValueError("the queue needs at least one engine")
+        self._engines = list(engines)
+        self.max_pending_per_user = max_pending_per_user
+        self.max_pending_total = max_pending_total
+        self.job_timeout_s = job_timeout_s
+        self._cond = threading.Condition()
+        #: Pending jobs per user; the dict's order is the round-robin rotation.
+        self._pending: collections.OrderedDict[int, collections.deque[QueuedJob]] = collections.OrderedDict()
+        self._running: dict[int, QueuedJob] = {}
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the event-loop side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one worker thread per engine (call from the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        for index, engine in enumerate(self._engines):
+            thread = threading.Thread(
+                target=self._work, args=(engine,), name=f"gpu-worker-{index}-{engine.device}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def check_capacity(self, user_id: int) -> None:
+        """Raise :class:`QueueFull` if this user (or everyone) already has the most jobs allowed."""
+        with self._cond:
+            mine = len(self._pending.get(user_id, ())) + sum(
+                1 for job in self._running.values() if job.user_id == user_id
+            )
+            total = sum(len(jobs) for jobs in self._pending.values()) + len(self._running)
+        if mine >= self.max_pending_per_user:
+            raise QueueFull(
+                f"You already have {mine} jobs queued (the limit is {self.max_pending_per_user}); "
+                "wait for one to finish.",
+                pending_for_user=mine,
+                limit=self.max_pending_per_user,
+            )
+        if total >= self.max_pending_total:
+            raise QueueFull(
+                f"The queue is full ({total} jobs); try again in a few minutes.",
+                pending_for_user=mine,
+                limit=self.max_pending_total,
+            )
+
+    def submit(self, job: QueuedJob, *, check_caps: bool = True) -> asyncio.Future[list[Image.Image]]:
+        """Queue a job; its future gets the images, or the exception that ended it."""
+        if self._loop is None:
+            raise RuntimeError("start() the queue first")
+        if self._closing:
+            raise JobInterrupted("the bot is shutting down")
+        if check_caps:
+            self.check_capacity(job.user_id)
+        job.future = self._loop.create_future()
+        with self._cond:
+            self._pending.setdefault(job.user_id, collections.deque()).append(job)
+            self._cond.notify()
+        return job.future
+
+    def order(self) -> list[QueuedJob]:
+        """Pending jobs in the order the workers will take them."""
+        with self._cond:
+            queues = [list(jobs) for jobs in self._pending.values()]
+        ordered: list[QueuedJob] = []
+        for depth in range(max((len(q) for q in queues), default=0)):
+            ordered.extend(q[depth] for q in queues if depth < len(q))
+        return ordered
+
+    def position(self, job_id: int) -> int | None:
+        """1 for the next job to run, 2 after it...; 0 while running; None if unknown."""
+        with self._cond:
+            if job_id in self._running:
+                return 0
+        for index, job in enumerate(self.order()):
+            if job.job_id == job_id:
+                return index + 1
+        return None
+
+    def running(self) -> list[QueuedJob]:
+        """Jobs on a GPU now."""
+        with self._cond:
+            return list(self._running.values())
+
+    def pending_count(self, user_id: int | None = None) -> int:
+        """Queued (not running) jobs, of one user or of everyone."""
+        with self._cond:
+            if user_id is not None:
+                return len(self._pending.get(user_id, ()))
+            return sum(len(jobs) for jobs in self._pending.values())
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a job: a queued one leaves at once, a running one stops at its next step."""
+        with self._cond:
+            if job_id in self._running:
+                self._running[job_id]._stop = JobCancelled("cancelled")
+                return True
+            for user_id, jobs in self._pending.items():
+                for job in jobs:
+                    if job.job_id == job_id:
+                        jobs.remove(job)
+                        if not jobs:
+                            del self._pending[user_id]
+                        self._resolve(job, exception=JobCancelled("cancelled"))
+                        return True
+        return False
+
+    async def close(self) -> None:
+        """Stop the workers: running jobs stop at their next step with :class:`JobInterrupted`.
+
+        Pending jobs get :class:`JobInterrupted` too; their rows stay queued in the database, so
+        they run again after a restart.
+        """
+        with self._cond:
+            self._closing = True
+            for job in self._running.values():
+                job._stop = JobInterrupted("the bot is shutting down")
+            pending = [job for jobs in self._pending.values() for job in jobs]
+            self._pending.clear()
+            self._cond.notify_all()
+        for job in pending:
+            self._resolve(job, exception=JobInterrupted("the bot is shutting down"))
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        self._threads.clear()
+
+    # -- the worker side -----------------------------------------------------------------------
+
+    def _take(self) -> QueuedJob | None:
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            if self._closing:
+                return None
+            user_id, jobs = next(iter(self._pending.items()))
+            job = jobs.popleft()
+            del self._pending[user_id]
+            if jobs:
+                self._pending[user_id] = jobs  # to the back of the rotation
+            self._running[job.job_id] = job
+            return job
+
+    def _work(self, engine: Engine) -> None:
+        while True:
+            job = self._take()
+            if job is None:
+                return
+            job.started_at = time.monotonic()
+            job.device = engine.device
+            if self.job_timeout_s:
+                job._deadline = job.started_at + self.job_timeout_s
+            self._call_on_loop(job.on_start, job)
+            try:
+                images = engine.run(
+                    job.request,
+                    init_image=job.init_image,
+                    on_step=lambda step, total, latents, job=job: self._report(job, step, total, latents),
+                    should_stop=job.stop_reason,
+                )
+            except JobStopped as stopped:
+                self._resolve(job, exception=stopped)
+            except BaseException as error:  # any pipeline fault fails this job only
+                log.exception("job %s failed on %s", job.job_id, engine.device)
+                try:
+                    engine.release_memory()
+                except Exception:
+                    log.exception("releasing GPU memory failed")
+                self._resolve(job, exception=error)
+            else:
+                self._resolve(job, result=images)
+            finally:
+                with self._cond:
+                    self._running.pop(job.job_id, None)
+
+    def _report(self, job: QueuedJob, step: int, total: int, latents: Any) -> None:
+        if job.on_progress is None:
+            return
+        assert job.started_at is not None
+        progress = Progress(
+            job_id=job.job_id,
+            step=step,
+            total=total,
+            elapsed_s=time.monotonic() - job.started_at,
+            device=job.device or "",
+            latents=latents,
+        )
+        self._call_on_loop(job.on_progress, progress)
+
+    def _call_on_loop(self, callback: Callable[[Any], None] | None, argument: Any) -> None:
+        if callback is None or self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(callback, argument)
+
+    def _resolve(
+        self, job: QueuedJob, *, result: list[Image.Image] | None = None, exception: BaseException | None = None
+    ) -> None:
+        future, loop = job.future, self._loop
+        if future is None or loop is None or loop.is_closed():
+            return
+
+        def settle() -> None:
+            if future.done():
+                return
+            if exception is not None:
+                future.set_exception(exception)
+            else:
+                future.set_result(result or [])
+
+        loop.call_soon_threadsafe(settle)

@@ -1,0 +1,190 @@
+"""What a user asks the GPU for: :class:`GenerationRequest`, its limits, and its validation.
+
+Validation happens before anything is queued, and each error names the field, the allowed range
+and what the user gave, so the bot can answer with a message that says what to change. Nothing
+here imports torch: the bot builds and checks requests on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RequestKind = Literal["txt2img", "img2img", "upscale"]
+SEED_MAX = 2**32 - 1
+
+#: Scheduler names users may pick, mapped to diffusers class names.
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "pndm": "PNDMScheduler",
+    "lms": "LMSDiscreteScheduler",
+}
+
+
+class RequestError(ValueError):
+    """A request a user made cannot run; ``str()`` is a short message saying what to change."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """Defaults and limits for requests, from the ``[generation]`` config section."""
+
+    default_steps: int = 30
+    max_steps: int = 100
+    default_guidance: float = 7.0
+    max_guidance: float = 30.0
+    default_count: int = 1
+    max_count: int = 4
+    min_size: int = 64
+    max_size: int = 2048
+    max_pixels: int = 1024 * 1024
+    default_upscale_strength: float = 0.3
+    max_upscaled_pixels: int = 2048 * 2048
+    max_prompt_chars: int = 1000
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool]] = [
+            ("max_steps", self.max_steps >= 1),
+            ("default_steps", 1 <= self.default_steps <= self.max_steps),
+            ("max_guidance", self.max_guidance >= 0),
+            ("default_guidance", 0 <= self.default_guidance <= self.max_guidance),
+            ("max_count", 1 <= self.max_count <= 4),
+            ("default_count", 1 <= self.default_count <= self.max_count),
+            ("min_size", self.min_size >= 8 and self.min_size % 8 == 0),
+            ("max_size", self.max_size >= self.min_size and self.max_size % 8 == 0),
+            ("max_pixels", self.max_pixels >= self.min_size * self.min_size),
+            ("default_upscale_strength", 0 < self.default_upscale_strength <= 1),
+            ("max_upscaled_pixels", self.max_upscaled_pixels >= self.max_pixels),
+            ("max_prompt_chars", self.max_prompt_chars >= 1),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything needed to reproduce one pipeline call. Image ``i`` uses seed ``seed + i``."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 30
+    guidance: float = 7.0
+    width: int = 512
+    height: int = 512
+    count: int = 1
+    scheduler: str | None = None
+    kind: RequestKind = "txt2img"
+    #: Path (relative to the image store) of the source image for img2img and upscale.
+    init_image: str | None = None
+    strength: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def seeds(self) -> list[int]:
+        """The seed of each image, in order."""
+        return [(self.seed + i) % (SEED_MAX + 1) for i in range(self.count)]
+
+    def to_json(self) -> str:
+        """Serialise for the database."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GenerationRequest:
+        """Read back what :meth:`to_json` wrote."""
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys can run as one pipeline call."""
+        return (self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength)
+
+
+def random_seed() -> int:
+    """A fresh seed for a request that did not name one."""
+    return random.randint(0, SEED_MAX)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise RequestError(name, f"`{name}` must be between {low:g} and {high:g}; you gave {value:g}.")
+
+
+def validate(
+    request: GenerationRequest,
+    limits: GenerationLimits,
+    *,
+    count_tokens: Callable[[str], int] | None = None,
+    max_tokens: int | None = None,
+) -> GenerationRequest:
+    """Check a request against the limits; return it, or raise :class:`RequestError` naming the field.
+
+    ``count_tokens`` / ``max_tokens`` come from the loaded model's tokenizer: a prompt the text
+    encoder would silently cut is refused instead.
+    """
+    prompt = request.prompt.strip()
+    if not prompt:
+        raise RequestError("prompt", "`prompt` is empty; describe the image you want.")
+    for name, text in (("prompt", prompt), ("negative", request.negative_prompt)):
+        if len(text) > limits.max_prompt_chars:
+            raise RequestError(
+                name,
+                f"`{name}` is {len(text)} characters long; the limit is {limits.max_prompt_chars}.",
+            )
+    if count_tokens is not None and max_tokens is not None:
+        for name, text in (("prompt", prompt), ("negative", request.negative_prompt)):
+            tokens = count_tokens(text)
+            if tokens > max_tokens:
+                raise RequestError(
+                    name,
+                    f"`{name}` is {tokens} tokens long; this model reads at most {max_tokens}. "
+                    f"Shorten it by about {tokens - max_tokens} tokens (words and punctuation).",
+                )
+    _check_range("seed", request.seed, 0, SEED_MAX)
+    _check_range("steps", request.steps, 1, limits.max_steps)
+    _check_range("guidance", request.guidance, 0, limits.max_guidance)
+    _check_range("count", request.count, 1, limits.max_count)
+    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
+        raise RequestError(
+            "scheduler",
+            f"`scheduler` must be one of {', '.join(sorted(SCHEDULERS))}; you gave {request.scheduler!r}.",
+        )
+    max_pixels = limits.max_upscaled_pixels if request.kind == "upscale" else limits.max_pixels
+    max_size = max(limits.max_size, 2 * limits.max_size if request.kind == "upscale" else 0)
+    for name in ("width", "height"):
+        value = getattr(request, name)
+        if value % 8 or not limits.min_size <= value <= max_size:
+            raise RequestError(
+                name,
+                f"`{name}` must be a multiple of 8 between {limits.min_size} and {max_size}; you gave {value}.",
+            )
+    if request.width * request.height > max_pixels:
+        raise RequestError(
+            "width",
+            f"{request.width}x{request.height} is {request.width * request.height:,} pixels; "
+            f"the limit is {max_pixels:,}. Pick a smaller `width` or `height`.",
+        )
+    if request.kind in ("img2img", "upscale"):
+        if not request.init_image:
+            raise RequestError("image", f"a {request.kind} request needs a source image.")
+        if request.strength is None:
+            raise RequestError("strength", "`strength` is needed with a source image.")
+        _check_range("strength", request.strength, 0.01, 1.0)
+    return request.replace(prompt=prompt)

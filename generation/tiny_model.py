@@ -1,0 +1,153 @@
+"""Build a tiny, random-weight Stable Diffusion pipeline and save it as a normal diffusers folder.
+
+It uses the real diffusers and transformers classes (UNet2DConditionModel, AutoencoderKL,
+CLIPTextModel, a CLIP tokenizer built in code, a scheduler), so everything the bot does with it
+goes through the same code path as a real checkpoint, only at 64x64 and in well under a second
+per image on a CPU. Tests build it at start; an operator can build it to check an install
+without downloading gigabytes::
+
+    python -m generation.tiny_model models/tiny-sd
+
+and then set ``[model] id = "models/tiny-sd"`` in ``config.toml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+SEED = 0
+TOKENIZER_MAX_LENGTH = 77
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character table, which CLIP's BPE works on."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {byte: chr(code) for byte, code in zip(printable, codes, strict=True)}
+
+
+def _vocabulary() -> tuple[dict[str, int], list[str]]:
+    """A small byte-level BPE vocabulary: every single character, its end-of-word form, a few merges."""
+    base = list(_bytes_to_unicode().values())
+    tokens = base + [f"{ch}</w>" for ch in base]
+    merges: list[str] = []
+    for word in ("the", "cat", "dog", "and", "with", "ing"):
+        for i in range(1, len(word)):
+            left, right = word[:i], word[i]
+            merged = left + right
+            if merged not in tokens:
+                merges.append(f"{left} {right}")
+                tokens.append(merged)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+    return vocab, merges
+
+
+def build_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
+    """Write a tiny CLIP tokenizer (vocab.json + merges.txt) into ``folder`` and load it."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = _vocabulary()
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"model_max_length": TOKENIZER_MAX_LENGTH, "tokenizer_class": "CLIPTokenizer"}),
+        encoding="utf-8",
+    )
+    return CLIPTokenizer.from_pretrained(str(folder))
+
+
+def build_tiny_pipeline():  # type: ignore[no-untyped-def]
+    """Return a freshly built tiny StableDiffusionPipeline with seeded random weights."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(Path(tmp))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=TOKENIZER_MAX_LENGTH,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_tiny_pipeline(folder: Path) -> Path:
+    """Build the tiny pipeline and save it as a diffusers folder at ``folder``; return the folder."""
+    folder = Path(folder)
+    build_tiny_pipeline().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m generation.tiny_model FOLDER``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("folder", type=Path, help="where to write the diffusers folder")
+    args = parser.parse_args(argv)
+    save_tiny_pipeline(args.folder)
+    print(f"tiny model written to {args.folder}; set [model] id = \"{args.folder}\" in config.toml")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

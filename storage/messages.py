@@ -1,0 +1,82 @@
+"""Discord messages the bot posted, linked to their job and images, so reactions and buttons on
+them can be looked up after a restart. Holds only ids: no Discord types here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosqlite
+
+from storage.database import transaction
+
+MessageKind = Literal["status", "result"]
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """A message the bot posted, with the images it shows in order."""
+
+    message_id: int
+    channel_id: int
+    guild_id: int | None
+    job_id: int
+    kind: MessageKind
+    image_ids: tuple[int, ...]
+
+
+class MessageRepository:
+    """Reads and writes ``messages`` and ``message_images``."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def add(
+        self,
+        *,
+        message_id: int,
+        channel_id: int,
+        guild_id: int | None,
+        job_id: int,
+        kind: MessageKind,
+        image_ids: Sequence[int] = (),
+    ) -> None:
+        """Record a posted message (idempotent on message id)."""
+        async with transaction(self._db):
+            await self._db.execute(
+                """INSERT OR REPLACE INTO messages (message_id, channel_id, guild_id, job_id, kind, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (message_id, channel_id, guild_id, job_id, kind, time.time()),
+            )
+            await self._db.executemany(
+                "INSERT OR REPLACE INTO message_images (message_id, position, image_id) VALUES (?, ?, ?)",
+                [(message_id, pos, image_id) for pos, image_id in enumerate(image_ids)],
+            )
+
+    async def get(self, message_id: int) -> PostedMessage | None:
+        """The posted message with this id, or None if the bot did not post it."""
+        async with self._db.execute("SELECT * FROM messages WHERE message_id = ?", (message_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        async with self._db.execute(
+            "SELECT image_id FROM message_images WHERE message_id = ? ORDER BY position", (message_id,)
+        ) as cur:
+            images = tuple(int(r[0]) for r in await cur.fetchall())
+        return PostedMessage(
+            message_id=row["message_id"],
+            channel_id=row["channel_id"],
+            guild_id=row["guild_id"],
+            job_id=row["job_id"],
+            kind=row["kind"],
+            image_ids=images,
+        )
+
+    async def for_job(self, job_id: int, kind: MessageKind) -> list[int]:
+        """Ids of the job's messages of this kind."""
+        async with self._db.execute(
+            "SELECT message_id FROM messages WHERE job_id = ? AND kind = ? ORDER BY created_at", (job_id, kind)
+        ) as cur:
+            return [int(r[0]) for r in await cur.fetchall()]
