@@ -11,11 +11,13 @@ so users hear that their text is too long before any GPU work is done.
 Placement inside a panel frame:
 
 * the caption is a rectangle in the top-left corner (top-right for right-to-left comics);
-* the speech bubble is an ellipse at the top of the panel on the speaker's side, below
-  the caption when the two would collide, with a tail that points down toward the
-  speaker's side (``left``, ``right``, or straight down for ``center``).
+* the speech bubble is an ellipse (a rounded box in short, wide panels) at the top of the
+  panel on the speaker's side, below the caption when the two would collide, with a tail
+  that points down toward the speaker's side (``left``, ``right``, or straight down for
+  ``center``).
 
-Shapes are described by their fill area; the outline is drawn just outside it.
+Shapes are described by their fill area; the renderer draws the outline just outside it.
+Nothing here draws: :mod:`generation.comic_render` does.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import ImageFont
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +39,18 @@ Box = tuple[int, int, int, int]
 Point = tuple[int, int]
 SpeakerSide = Literal["left", "right", "center"]
 TextKind = Literal["caption", "dialogue", "title"]
+BubbleShape = Literal["ellipse", "rounded"]
+ShapeName = Literal["rectangle", "ellipse", "rounded", "none"]
 
 SPEAKER_SIDES: Final[tuple[str, ...]] = ("left", "right", "center")
 FONT_DIR: Final = Path(__file__).resolve().parents[1] / "assets" / "fonts"
 DEFAULT_FONT: Final = FONT_DIR / "ComicNeue-Regular.otf"
 DEFAULT_BOLD_FONT: Final = FONT_DIR / "ComicNeue-Bold.otf"
 
-_SUPERSAMPLE: Final = 3
-_SAMPLE_WORDS: Final = (
+_SAMPLE_PROSE: Final = (
     "well I never thought we would get this far but here we are at last so tell me "
     "what happens next and why the sky looks so strange tonight "
-).split()
+)
 
 
 class TextDoesNotFit(ValueError):
@@ -118,8 +121,8 @@ class LetteringStyle:
 class TextBlock:
     """Wrapped lines at one font size, with each line's ink box relative to the block.
 
-    Line ``i`` is drawn with its anchor at ``(0, i * pitch)``; ``ink[i]`` is the box that
-    its glyphs cover relative to that same origin (``anchor`` 'la': left edge; 'ma': centre).
+    Line ``i`` is drawn with its anchor at ``(0, i * pitch)`` (``anchor`` 'la': left edge;
+    'ma': centre); ``ink[i]`` is the box its glyphs cover, relative to the block's origin.
     """
 
     lines: tuple[str, ...]
@@ -144,13 +147,14 @@ class TextBlock:
 class PlacedText:
     """A caption, bubble or title placed on the page: everything needed to draw and check it.
 
-    ``shape_box`` is the fill area of the box or ellipse; ``text_box`` is the union of the
+    ``shape_box`` is the fill area of the caption box or bubble (its ``shape`` says which:
+    'rectangle', 'ellipse', 'rounded', or 'none' for the title); ``text_box`` is the union of the
     drawn glyphs; ``line_boxes`` are each line's glyph box; ``tail`` is the speech tail as
     (base, tip, base) or None. All in page pixels.
     """
 
     kind: TextKind
-    shape: Literal["rectangle", "ellipse", "none"]
+    shape: ShapeName
     shape_box: Box
     block: TextBlock
     origin: Point
@@ -167,10 +171,7 @@ class PlacedText:
     def line_boxes(self) -> tuple[Box, ...]:
         """Each line's glyph box in page pixels."""
         x, y = self.origin
-        return tuple(
-            (x + b[0], y + i * self.block.pitch + b[1], x + b[2], y + i * self.block.pitch + b[3])
-            for i, b in enumerate(self.block.ink)
-        )
+        return tuple((x + b[0], y + b[1], x + b[2], y + b[3]) for b in self.block.ink)
 
     @property
     def text_box(self) -> Box:
@@ -240,13 +241,13 @@ def _block(lines: Sequence[str], path: Path, size: int, anchor: Literal["la", "m
            spacing: float) -> TextBlock:
     font = load_font(path, size)
     pitch = max(1, round(size * spacing))
-    ink = tuple(_ink_box(font, line, anchor) for line in lines)
+    ink = tuple(_ink_box(font, line, anchor, i * pitch) for i, line in enumerate(lines))
     return TextBlock(tuple(lines), path, size, pitch, anchor, ink)
 
 
-def _ink_box(font: ImageFont.FreeTypeFont, line: str, anchor: str) -> Box:
+def _ink_box(font: ImageFont.FreeTypeFont, line: str, anchor: str, dy: int) -> Box:
     left, top, right, bottom = font.getbbox(line, anchor=anchor)
-    return (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))
+    return (math.floor(left), math.floor(top) + dy, math.ceil(right), math.ceil(bottom) + dy)
 
 
 def _sizes(pair: tuple[int, int], step: int) -> list[int]:
@@ -280,74 +281,139 @@ def _ellipse_scale(block: TextBlock) -> float:
     half_w, half_h = max(1.0, (right - left) / 2), max(1.0, (bottom - top) / 2)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     worst = 0.0
-    for i, (l, t, r, b) in enumerate(block.ink):
-        dx = max(abs(l - cx), abs(r - cx))
-        dy = max(abs(t + i * block.pitch - cy), abs(b + i * block.pitch - cy))
+    for left_, top_, right_, bottom_ in block.ink:
+        dx = max(abs(left_ - cx), abs(right_ - cx))
+        dy = max(abs(top_ - cy), abs(bottom_ - cy))
         worst = max(worst, (dx / half_w) ** 2 + (dy / half_h) ** 2)
     return math.sqrt(worst)
 
 
-def _ellipse_size(block: TextBlock) -> tuple[int, int]:
-    """Width and height of the ellipse (fill area) that holds ``block`` with padding."""
+def _bubble_size(block: TextBlock, shape: BubbleShape) -> tuple[int, int]:
+    """Width and height of the bubble (fill area) that holds ``block`` with padding."""
     left, top, right, bottom = block.bounds
-    scale = _ellipse_scale(block)
-    pad_x, pad_y = block.font_size * 0.9, block.font_size * 0.6
-    width = scale * (right - left) + 2 * pad_x
-    height = scale * (bottom - top) + 2 * pad_y
-    width = max(width, height * 1.15)
+    size = block.font_size
+    if shape == "ellipse":
+        scale = _ellipse_scale(block)
+        width = scale * (right - left) + 1.8 * size
+        height = scale * (bottom - top) + 1.1 * size
+        width = max(width, height * 1.15)
+    else:  # rounded: padding chosen so the text clears corners of radius up to 2 * size
+        width = (right - left) + 1.6 * size
+        height = (bottom - top) + 1.0 * size
     return (math.ceil(width) + 2, math.ceil(height) + 2)
 
 
-def fit_ellipse(text: str, max_size: tuple[int, int], *, path: Path, sizes: tuple[int, int],
-                style: LetteringStyle) -> tuple[TextBlock, tuple[int, int]] | None:
-    """The largest centred block whose ellipse fits ``max_size``, and that ellipse's size.
+def corner_radius(shape_box: Box, font_size: int) -> int:
+    """Corner radius of a rounded bubble: at most half its height and twice the font size."""
+    return max(1, min((shape_box[3] - shape_box[1]) // 2, 2 * font_size))
 
-    At each font size several wrap widths are tried and the bubble with the smallest area
-    (nudged toward a pleasant 1.7:1 shape) wins.
+
+def _balanced_wraps(text: str, font: ImageFont.FreeTypeFont, widest: float,
+                    max_lines: int) -> list[list[str]]:
+    """For each line count from the fewest possible up to ``max_lines``, the most even wrap.
+
+    The narrowest width that still gives that many lines evens out the line lengths, so a
+    lone last word does not dangle under a long line.
+    """
+    longest_word = max(font.getlength(word) for word in text.split())
+    floor = min(math.ceil(longest_word), math.floor(widest))
+    wraps: list[list[str]] = []
+    fewest = len(wrap_text(text, font, widest))
+    for count in range(fewest, max(fewest, max_lines) + 1):
+        low, high = floor, math.floor(widest)
+        while low < high:
+            mid = (low + high) // 2
+            if len(wrap_text(text, font, mid)) <= count:
+                high = mid
+            else:
+                low = mid + 1
+        lines = wrap_text(text, font, low)
+        if not wraps or lines != wraps[-1]:
+            wraps.append(lines)
+        if len(lines) < count:  # narrower wraps cannot add lines any more
+            break
+    return wraps
+
+
+def _fit_bubble_shape(text: str, max_size: tuple[int, int], shape: BubbleShape, *, path: Path,
+                      sizes: tuple[int, int], style: LetteringStyle) -> FittedBubble | None:
+    """The largest font size at which ``text`` fits a bubble of ``shape`` within ``max_size``.
+
+    At that size the line count whose bubble has the smallest area, nudged toward a pleasant
+    shape (2:1 for ellipses, 2.8:1 for rounded boxes), wins.
     """
     max_w, max_h = max_size
+    ideal = 2.0 if shape == "ellipse" else 2.8
     for size in _sizes(sizes, style.size_step):
         font = load_font(path, size)
-        widest = max_w - 2 * size * 0.9
-        if widest < size:
+        pitch = max(1, round(size * style.line_spacing))
+        widest = max_w - 1.6 * size
+        max_lines = int((max_h - size) // pitch) + 1
+        if widest < size or max_lines < 1:
             continue
-        best: tuple[float, TextBlock, tuple[int, int]] | None = None
-        seen: set[tuple[str, ...]] = set()
-        for fraction in (1.0, 0.85, 0.72, 0.6, 0.5, 0.42, 0.35, 0.28):
-            lines = tuple(wrap_text(text, font, widest * fraction))
-            if lines in seen:
-                continue
-            seen.add(lines)
+        best: tuple[float, FittedBubble] | None = None
+        for lines in _balanced_wraps(text, font, widest, max_lines):
             block = _block(lines, path, size, "ma", style.line_spacing)
-            width, height = _ellipse_size(block)
+            width, height = _bubble_size(block, shape)
             if width > max_w or height > max_h:
                 continue
-            cost = width * height * (1 + 0.25 * abs(math.log(width / height / 1.7)))
+            cost = width * height * (1 + 0.3 * abs(math.log(width / height / ideal)))
             if best is None or cost < best[0]:
-                best = (cost, block, (width, height))
+                best = (cost, FittedBubble(block, (width, height), shape))
         if best is not None:
-            return best[1], best[2]
+            return best[1]
     return None
 
 
-def _fits(kind: TextKind, text: str, region: tuple[int, int], style: LetteringStyle) -> bool:
+@dataclass(frozen=True)
+class FittedBubble:
+    """Text fitted into a speech bubble: the block, the bubble's size and its shape."""
+
+    block: TextBlock
+    size: tuple[int, int]
+    shape: BubbleShape
+
+
+def fit_bubble(text: str, max_size: tuple[int, int], *, path: Path, sizes: tuple[int, int],
+               style: LetteringStyle) -> FittedBubble | None:
+    """Fit dialogue into an ellipse, or a rounded box where an ellipse wastes too much room.
+
+    The ellipse is the normal shape; the rounded box is used when no ellipse fits, when it
+    allows a clearly larger font (three sizes or more), or when the ellipse would be flatter
+    than 3.5:1 (short, wide panels).
+    """
+    ellipse = _fit_bubble_shape(text, max_size, "ellipse", path=path, sizes=sizes, style=style)
+    if ellipse is not None and ellipse.size[0] <= 3.5 * ellipse.size[1]:
+        clearly_larger = ellipse.block.font_size + 3 * style.size_step
+        if clearly_larger > sizes[0]:
+            return ellipse
+        rounded = _fit_bubble_shape(text, max_size, "rounded", path=path,
+                                    sizes=(sizes[0], clearly_larger), style=style)
+        return rounded or ellipse
+    rounded = _fit_bubble_shape(text, max_size, "rounded", path=path, sizes=sizes, style=style)
+    return rounded or ellipse
+
+
+def _fits(kind: TextKind, text: str, region: tuple[int, int], style: LetteringStyle, size: int) -> bool:
+    """Whether ``text`` fits ``region`` at font ``size`` exactly."""
     if kind == "dialogue":
-        return fit_ellipse(text, region, path=style.bold_font, sizes=style.dialogue_sizes,
-                           style=style) is not None
+        return fit_bubble(text, region, path=style.bold_font, sizes=(size, size), style=style) is not None
     if kind == "caption":
-        return fit_rectangle(text, region, path=style.regular_font, sizes=style.caption_sizes,
+        return fit_rectangle(text, region, path=style.regular_font, sizes=(size, size),
                              style=style) is not None
-    return _fit_title(text, region, style) is not None
+    return _fit_title(text, region, replace(style, title_sizes=(size, size))) is not None
 
 
 @functools.lru_cache(maxsize=64)
 def estimate_max_chars(kind: TextKind, region: tuple[int, int], style: LetteringStyle) -> int:
     """Roughly how many characters of ordinary prose fit ``region`` at the smallest size."""
+    smallest = {"caption": style.caption_sizes, "dialogue": style.dialogue_sizes,
+                "title": style.title_sizes}[kind][1]
+    sample = _SAMPLE_PROSE * 20
     low, high = 0, 2000
-    sample = " ".join(_SAMPLE_WORDS * 40)
     while low < high:
         mid = (low + high + 1) // 2
-        if _fits(kind, sample[:mid].strip(), region, style):
+        if _fits(kind, sample[:mid].strip(), region, style, smallest):
             low = mid
         else:
             high = mid - 1
@@ -390,7 +456,8 @@ def _regions(frame: Box, border: int, style: LetteringStyle) -> _Regions:
     inner_w, inner_h = inner[2] - inner[0], inner[3] - inner[1]
     if inner_w < 40 or inner_h < 40:
         raise ValueError(f"frame {frame!r} is too small for lettering")
-    tail = max(6, min(round(0.1 * inner_h), round(2.2 * style.dialogue_sizes[0])))
+    tail = max(round(0.9 * style.dialogue_sizes[1]),
+               min(round(0.14 * inner_h), round(2.2 * style.dialogue_sizes[0])))
     caption_w = min(inner_w, max(round(0.62 * inner_w), style.min_box_width))
     bubble_w = min(inner_w, max(round(0.7 * inner_w), style.min_box_width))
     caption_h = round(0.3 * inner_h)
@@ -406,9 +473,9 @@ def _fit_caption(text: str, regions: _Regions, style: LetteringStyle) -> tuple[T
     return fitted
 
 
-def _fit_dialogue(text: str, regions: _Regions, style: LetteringStyle) -> tuple[TextBlock, tuple[int, int]]:
-    fitted = fit_ellipse(text, regions.bubble_max, path=style.bold_font,
-                         sizes=style.dialogue_sizes, style=style)
+def _fit_dialogue(text: str, regions: _Regions, style: LetteringStyle) -> FittedBubble:
+    fitted = fit_bubble(text, regions.bubble_max, path=style.bold_font,
+                        sizes=style.dialogue_sizes, style=style)
     if fitted is None:
         raise _too_long("dialogue", regions.bubble_max, style)
     return fitted
@@ -419,23 +486,49 @@ def _overlaps(a: Box, b: Box, margin: int) -> bool:
                 or a[3] + margin <= b[1] or b[3] + margin <= a[1])
 
 
-def _tail(shape: Box, side: SpeakerSide, length: int, inner: Box) -> tuple[Point, Point, Point]:
-    """A tail leaving the ellipse's lower edge and pointing down toward ``side``."""
-    x0, y0, x1, y1 = shape
+def _tail(shape_box: Box, shape: BubbleShape, font_size: int, side: SpeakerSide, length: int,
+          inner: Box) -> tuple[Point, Point, Point]:
+    """A tail leaving the bubble's lower edge and pointing down toward ``side``: (base, tip, base)."""
+    x0, y0, x1, y1 = shape_box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     a, b = (x1 - x0) / 2, (y1 - y0) / 2
     direction = {"left": -1, "right": 1, "center": 0}[side]
-    base_x = cx + direction * 0.3 * a
     half_base = max(4.0, min(0.14 * a, 0.45 * length))
+    sink = max(0.12 * b, 3.0)  # base points sit inside the bubble so the join is seamless
+    if shape == "ellipse":
+        base_x = cx + direction * 0.3 * a
 
-    def on_ellipse(x: float) -> Point:
-        u = max(-1.0, min(1.0, (x - cx) / a))
-        return (round(x), round(cy + b * math.sqrt(1 - u * u) - 0.12 * b))
+        def base(x: float) -> Point:
+            u = max(-1.0, min(1.0, (x - cx) / a))
+            return (round(x), round(cy + b * math.sqrt(1 - u * u) - sink))
+    else:
+        radius = corner_radius(shape_box, font_size)
+        reach = max(0.0, a - radius - half_base)
+        base_x = cx + direction * min(0.5 * a, reach)
 
-    tip_x = base_x + direction * 0.9 * length
-    tip_x = min(max(tip_x, inner[0]), inner[2])
+        def base(x: float) -> Point:
+            return (round(x), round(y1 - sink))
+
+    tip_x = min(max(base_x + direction * 0.9 * length, inner[0]), inner[2])
     tip = (round(tip_x), min(y1 + length, inner[3]))
-    return (on_ellipse(base_x - half_base), tip, on_ellipse(base_x + half_base))
+    return (base(base_x - half_base), tip, base(base_x + half_base))
+
+
+def shape_contains(shape: ShapeName, shape_box: Box, point: tuple[float, float], font_size: int = 0) -> bool:
+    """Whether ``point`` lies inside the fill area of a caption box or bubble."""
+    x0, y0, x1, y1 = shape_box
+    x, y = point
+    if not (x0 <= x <= x1 and y0 <= y <= y1):
+        return False
+    if shape in ("rectangle", "none"):
+        return True
+    if shape == "ellipse":
+        a, b = (x1 - x0) / 2, (y1 - y0) / 2
+        return ((x - x0 - a) / a) ** 2 + ((y - y0 - b) / b) ** 2 <= 1.0
+    radius = corner_radius(shape_box, font_size)
+    nearest_x = min(max(x, x0 + radius), x1 - radius)
+    nearest_y = min(max(y, y0 + radius), y1 - radius)
+    return (x - nearest_x) ** 2 + (y - nearest_y) ** 2 <= radius**2
 
 
 def layout_panel_text(
@@ -460,7 +553,7 @@ def layout_panel_text(
     if caption is None and dialogue is None:
         return []
     regions = _regions(frame, border, style)
-    ix0, iy0, ix1, iy1 = regions.inner
+    ix0, iy0, ix1, _ = regions.inner
     placed: list[PlacedText] = []
 
     caption_box: Box | None = None
@@ -474,7 +567,8 @@ def layout_panel_text(
         placed.append(PlacedText("caption", "rectangle", caption_box, block, origin))
 
     if dialogue is not None:
-        block, (width, height) = _fit_dialogue(dialogue, regions, style)
+        bubble = _fit_dialogue(dialogue, regions, style)
+        block, (width, height) = bubble.block, bubble.size
         inner_w = ix1 - ix0
         nudge = round(0.04 * inner_w)
         if speaker_side == "left":
@@ -493,8 +587,8 @@ def layout_panel_text(
             round((shape[0] + shape[2]) / 2 - (ink_left + ink_right) / 2),
             round((shape[1] + shape[3]) / 2 - (ink_top + ink_bottom) / 2),
         )
-        tail = _tail(shape, speaker_side, regions.tail_length, regions.inner)
-        placed.append(PlacedText("dialogue", "ellipse", shape, block, origin, tail, speaker_side))
+        tail = _tail(shape, bubble.shape, block.font_size, speaker_side, regions.tail_length, regions.inner)
+        placed.append(PlacedText("dialogue", bubble.shape, shape, block, origin, tail, speaker_side))
     return placed
 
 
@@ -554,55 +648,3 @@ def layout_title(title: str, box: Box, *, style: LetteringStyle | None = None) -
     left, top, right, bottom = block.bounds
     origin = (round((x0 + x1) / 2 - (left + right) / 2), round((y0 + y1) / 2 - (top + bottom) / 2))
     return PlacedText("title", "none", box, block, origin)
-
-
-def draw_text(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
-    """Draw the glyphs of ``item`` (not its shape)."""
-    draw = ImageDraw.Draw(image)
-    font = load_font(item.block.font_path, item.block.font_size)
-    for line, origin in zip(item.block.lines, item.line_origins, strict=True):
-        draw.text(origin, line, font=font, fill=style.ink, anchor=item.block.anchor)
-
-
-def draw_caption(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
-    """Draw a caption box (fill, outline outside the fill area) and its text."""
-    x0, y0, x1, y1 = item.shape_box
-    o = style.outline
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((x0 - o, y0 - o, x1 + o - 1, y1 + o - 1), fill=style.ink)
-    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=style.caption_fill)
-    draw_text(image, item, style)
-
-
-def draw_bubble(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
-    """Draw a speech bubble: an anti-aliased ellipse joined to its tail, outlined, then the text."""
-    x0, y0, x1, y1 = item.shape_box
-    o = style.outline
-    points = [x0, y0, x1, y1]
-    for px, py in item.tail or ():
-        points += [px, py, px, py]
-    pad = 2 * o + 2
-    left, top = min(points[0::2]) - pad, min(points[1::2]) - pad
-    right, bottom = max(points[0::2]) + pad, max(points[1::2]) + pad
-    k = _SUPERSAMPLE
-    size = ((right - left) * k, (bottom - top) * k)
-
-    def local(x: float, y: float) -> tuple[float, float]:
-        return ((x - left) * k, (y - top) * k)
-
-    outer = Image.new("L", size, 0)
-    inner = Image.new("L", size, 0)
-    draw_outer, draw_inner = ImageDraw.Draw(outer), ImageDraw.Draw(inner)
-    draw_outer.ellipse([*local(x0 - o, y0 - o), *local(x1 + o, y1 + o)], fill=255)
-    draw_inner.ellipse([*local(x0, y0), *local(x1, y1)], fill=255)
-    if item.tail is not None:
-        tail = [local(*point) for point in item.tail]
-        draw_outer.polygon(tail, fill=255)
-        draw_outer.line([*tail, tail[0]], fill=255, width=2 * o * k, joint="curve")
-        draw_inner.polygon(tail, fill=255)
-    target = (right - left, bottom - top)
-    outer = outer.resize(target, Image.Resampling.BOX)
-    inner = inner.resize(target, Image.Resampling.BOX)
-    image.paste(style.ink, (left, top, right, bottom), outer)
-    image.paste(style.bubble_fill, (left, top, right, bottom), inner)
-    draw_text(image, item, style)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -31,10 +32,10 @@ from generation.comic_layout import (
 from generation.comic_lettering import (
     LetteringStyle,
     PlacedText,
+    ShapeName,
     SpeakerSide,
-    draw_bubble,
-    draw_caption,
-    draw_text,
+    TextKind,
+    corner_radius,
     layout_panel_text,
     layout_title,
     load_font,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PAGE_BACKGROUND = (255, 255, 255)
 BORDER_COLOUR = (0, 0, 0)
+_SUPERSAMPLE = 3  # bubbles are drawn at 3x and scaled down for smooth edges
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,8 @@ class TextBox:
     """
 
     panel_index: int
-    kind: str
-    shape: str
+    kind: TextKind
+    shape: ShapeName
     shape_box: Box
     text_box: Box
     line_boxes: tuple[Box, ...]
@@ -161,7 +163,7 @@ def render_comic(
     style = LetteringStyle().scaled(page_size[0] / A4_200DPI[0]).with_font(font_path)
     load_font(style.regular_font, 12)
     load_font(style.bold_font, 12)
-    caption_corner = "right" if name == "manga" else "left"
+    caption_corner: Literal["left", "right"] = "right" if name == "manga" else "left"
 
     page_layouts = layout_comic(len(panels), layout=name, panels_per_page=panels_per_page,
                                 geometry=geometry, with_title=bool(title.strip()))
@@ -206,6 +208,67 @@ def render_comic(
         ))
     log.debug("rendered %d panels on %d pages (%s layout)", len(panels), len(pages), name)
     return pages
+
+
+def draw_text(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
+    """Draw the glyphs of ``item`` (not its shape)."""
+    draw = ImageDraw.Draw(image)
+    font = load_font(item.block.font_path, item.block.font_size)
+    for line, origin in zip(item.block.lines, item.line_origins, strict=True):
+        draw.text(origin, line, font=font, fill=style.ink, anchor=item.block.anchor)
+
+
+def draw_caption(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
+    """Draw a caption box (fill, outline just outside the fill area) and its text."""
+    x0, y0, x1, y1 = item.shape_box
+    o = style.outline
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((x0 - o, y0 - o, x1 + o - 1, y1 + o - 1), fill=style.ink)
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=style.caption_fill)
+    draw_text(image, item, style)
+
+
+def draw_bubble(image: Image.Image, item: PlacedText, style: LetteringStyle) -> None:
+    """Draw a speech bubble joined seamlessly to its tail, outlined and anti-aliased, then its text.
+
+    The outer (ink) shape is the bubble grown by the outline width plus the tail stroked
+    at twice that width; the inner (paper) shape is the bubble and the bare tail on top.
+    Both are drawn as masks at 3x and scaled down.
+    """
+    x0, y0, x1, y1 = item.shape_box
+    o = style.outline
+    xs = [x0, x1, *(p[0] for p in item.tail or ())]
+    ys = [y0, y1, *(p[1] for p in item.tail or ())]
+    pad = 2 * o + 2
+    left, top, right, bottom = min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad
+    k = _SUPERSAMPLE
+
+    def local(x: float, y: float) -> tuple[float, float]:
+        return ((x - left) * k, (y - top) * k)
+
+    outer = Image.new("L", ((right - left) * k, (bottom - top) * k), 0)
+    inner = Image.new("L", outer.size, 0)
+    draw_outer, draw_inner = ImageDraw.Draw(outer), ImageDraw.Draw(inner)
+    grown = [*local(x0 - o, y0 - o), *local(x1 + o, y1 + o)]
+    exact = [*local(x0, y0), *local(x1, y1)]
+    if item.shape == "rounded":
+        radius = corner_radius(item.shape_box, item.block.font_size)
+        draw_outer.rounded_rectangle(grown, radius=(radius + o) * k, fill=255)
+        draw_inner.rounded_rectangle(exact, radius=radius * k, fill=255)
+    else:
+        draw_outer.ellipse(grown, fill=255)
+        draw_inner.ellipse(exact, fill=255)
+    if item.tail is not None:
+        tail = [local(*point) for point in item.tail]
+        draw_outer.polygon(tail, fill=255)
+        draw_outer.line([*tail, tail[0]], fill=255, width=2 * o * k, joint="curve")
+        draw_inner.polygon(tail, fill=255)
+    size = (right - left, bottom - top)
+    outer = outer.resize(size, Image.Resampling.BOX)
+    inner = inner.resize(size, Image.Resampling.BOX)
+    image.paste(style.ink, (left, top, right, bottom), outer)
+    image.paste(style.bubble_fill, (left, top, right, bottom), inner)
+    draw_text(image, item, style)
 
 
 def _draw_title(image: Image.Image, item: PlacedText, geometry: PageGeometry, style: LetteringStyle) -> None:

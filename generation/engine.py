@@ -8,6 +8,7 @@ set of weights (``from_pipe``), loaded once.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,7 +140,8 @@ class DiffusionEngine:
         import diffusers
 
         cls = getattr(diffusers, SCHEDULERS[name])
-        return cls.from_config(self._default_scheduler.config)
+        extra = {"skip_prk_steps": True} if name == "pndm" else {}  # PRK steps need at least 4 steps
+        return cls.from_config(self._default_scheduler.config, **extra)
 
     def run(
         self,
@@ -166,15 +168,18 @@ class DiffusionEngine:
         on_step: StepCallback | None,
         should_stop: Callable[[], JobStopped | None] | None,
     ) -> list[Image.Image]:
+        steps = request.steps
         if request.kind == "txt2img":
             pipe = self.pipeline
-            total = request.steps
+            total = steps
         else:
             if init_image is None:
                 raise ValueError(f"a {request.kind} request needs its source image")
             pipe = self._image2image
             strength = request.strength or 1.0
-            total = max(1, min(request.steps, int(request.steps * strength)))
+            # img2img runs int(steps * strength) steps; make sure that is at least one.
+            steps = max(steps, math.ceil(1 / strength))
+            total = max(1, min(steps, int(steps * strength)))
         pipe.scheduler = self._scheduler_for(pipe, request.scheduler)
 
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +194,7 @@ class DiffusionEngine:
         common: dict[str, Any] = {
             "prompt": [request.prompt] * request.count,
             "negative_prompt": [request.negative_prompt] * request.count if request.negative_prompt else None,
-            "num_inference_steps": request.steps,
+            "num_inference_steps": steps,
             "guidance_scale": request.guidance,
             "generator": generators,
             "callback_on_step_end": step_end,

@@ -25,7 +25,6 @@ SCHEDULERS: dict[str, str] = {
     "dpmpp_2m": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
     "pndm": "PNDMScheduler",
-    "lms": "LMSDiscreteScheduler",
 }
 
 
@@ -188,3 +187,40 @@ def validate(
             raise RequestError("strength", "`strength` is needed with a source image.")
         _check_range("strength", request.strength, 0.01, 1.0)
     return request.replace(prompt=prompt)
+
+
+def reroll_of(request: GenerationRequest, seed: int | None = None) -> GenerationRequest:
+    """The same request with a new seed (🔄)."""
+    return request.replace(seed=random_seed() if seed is None else seed)
+
+
+def upscale_of(
+    request: GenerationRequest,
+    *,
+    source_path: str,
+    source_seed: int,
+    width: int,
+    height: int,
+    limits: GenerationLimits,
+    factor: int = 2,
+) -> GenerationRequest:
+    """A hires-fix upscale of one image (🔍): Lanczos-resize ``factor`` times, then img2img at low strength.
+
+    Raises :class:`RequestError` when the result would pass the configured maximum size.
+    """
+    new_width, new_height = width * factor, height * factor
+    if new_width * new_height > limits.max_upscaled_pixels:
+        raise RequestError(
+            "upscale",
+            f"This image is already {width}x{height}; upscaling it again would pass the "
+            f"{limits.max_upscaled_pixels:,}-pixel limit.",
+        )
+    return request.replace(
+        kind="upscale",
+        width=new_width,
+        height=new_height,
+        count=1,
+        seed=source_seed,
+        init_image=source_path,
+        strength=limits.default_upscale_strength,
+    )

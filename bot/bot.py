@@ -1,0 +1,87 @@
+"""The Discord client: a :class:`commands.Bot` handed its storage, GPU queue and model.
+
+Cogs load and commands sync in ``setup_hook`` (before the gateway connects); jobs left unfinished
+by the last run are re-queued there too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.discord_endpoints import use_endpoints
+from bot.errors import on_app_command_error
+from bot.job_runner import JobRunner, ModelInfo
+from generation.queue import JobQueue
+from storage import Storage
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.imagine",)
+
+
+class ArtBot(commands.Bot):
+    """The bot: slash commands, reactions, and the job runner behind them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        storage: Storage,
+        queue: JobQueue,
+        model: ModelInfo,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_reactions = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.settings = settings
+        self.storage = storage
+        self.queue = queue
+        self.model = model
+        self.runner = JobRunner(
+            self, storage, queue, model, progress_interval_s=settings.discord.progress_interval_s
+        )
+        use_endpoints(self, settings.discord.api_base, settings.discord.gateway_url)
+
+    async def setup_hook(self) -> None:
+        """Load the cogs, sync the commands, start the GPU workers and re-queue unfinished jobs."""
+        self.tree.on_error = on_app_command_error
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        self.queue.start()
+        await self.runner.recover()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands: in the configured guilds (instant), or globally."""
+        guild_ids = self.settings.discord.guild_ids
+        if not guild_ids:
+            synced = await self.tree.sync()
+            log.info("synced %d global command(s)", len(synced))
+            return
+        for guild_id in guild_ids:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d command(s) to guild %d", len(synced), guild_id)
+
+    async def on_ready(self) -> None:
+        """Log once connected."""
+        assert self.user is not None
+        log.info("connected to Discord as %s (id %s) in %d guild(s)", self.user, self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop GPU work first (re-queueing the running job), then disconnect."""
+        await self.runner.close()
+        await super().close()

@@ -1,0 +1,300 @@
+"""Follows each job from its database row to its posted result.
+
+:class:`JobRunner` is the one place where storage, the GPU queue and Discord meet: it hands a
+recorded job to the queue, edits the status message as steps finish (no more often than the
+configured interval), stores the images and their rows, posts the result, and records how the
+job ended. On start it re-queues every job the last run left ``queued`` or ``running``, in its
+original order, so nothing a user asked for is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import discord
+from PIL import Image
+
+from bot import embeds
+from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
+from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
+from generation.queue import JobQueue, Progress, QueuedJob
+from generation.request import GenerationRequest
+from storage import Storage
+from storage.images import NewImage
+from storage.jobs import JobRecord
+
+log = logging.getLogger(__name__)
+
+POST_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+class ModelInfo(Protocol):
+    """What the bot needs to know about the loaded model (no torch on the bot side)."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def native_size(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@dataclass
+class _Tracked:
+    """A job the runner follows: its row, request, outlet and throttled status edits."""
+
+    record: JobRecord
+    request: GenerationRequest
+    outlet: JobOutlet
+    last_edit: float = 0.0
+    edit_task: asyncio.Task[None] | None = None
+    started: float | None = None
+    finished: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class JobRunner:
+    """Turns recorded jobs into posted results."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        storage: Storage,
+        queue: JobQueue,
+        model: ModelInfo,
+        *,
+        progress_interval_s: float = 1.5,
+    ) -> None:
+        self.client = client
+        self.storage = storage
+        self.queue = queue
+        self.model = model
+        self.progress_interval_s = progress_interval_s
+        self._tracked: dict[int, _Tracked] = {}
+        self._followers: set[asyncio.Task[None]] = set()
+        self._closing = False
+        #: Called with (job id, posted message id) after a result is posted; cogs hook in here.
+        self.on_result: list[Callable[[JobRecord, int], None]] = []
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    async def enqueue(
+        self, record: JobRecord, request: GenerationRequest, outlet: JobOutlet, *, check_caps: bool = True
+    ) -> int:
+        """Hand a recorded job to the queue and start following it; return its place in the queue."""
+        init_image = await self._load_init_image(request)
+        tracked = _Tracked(record=record, request=request, outlet=outlet)
+        job = QueuedJob(
+            job_id=record.id,
+            user_id=record.requester_id,
+            request=request,
+            init_image=init_image,
+            on_start=lambda job: self._started(tracked, job),
+            on_progress=lambda progress: self._progress(tracked, progress),
+        )
+        future = self.queue.submit(job, check_caps=check_caps)
+        self._tracked[record.id] = tracked
+        follower = asyncio.create_task(self._follow(tracked, future), name=f"job-{record.id}")
+        self._followers.add(follower)
+        follower.add_done_callback(self._followers.discard)
+        return self.queue.position(record.id) or 1
+
+    async def recover(self) -> int:
+        """Re-queue the jobs the last run left unfinished, oldest first; return how many."""
+        records = await self.storage.jobs.active()
+        for record in records:
+            await self.storage.jobs.mark_queued(record.id)
+            request = GenerationRequest.from_json(record.request_json)
+            outlet = self.outlet_for(record)
+            outlet.set_status_message(record.status_message_id, via_webhook=isinstance(outlet, InteractionOutlet))
+            try:
+                position = await self.enqueue(record, request, outlet, check_caps=False)
+            except FileNotFoundError as error:
+                await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
+                continue
+            self._spawn(self._show(self._tracked[record.id], embeds.queued_text(request, position, restarted=True)))
+        if records:
+            log.info("re-queued %d unfinished job(s) from the last run", len(records))
+        return len(records)
+
+    def outlet_for(self, record: JobRecord) -> JobOutlet:
+        """The outlet a job's messages go through, from its row alone (works after a restart)."""
+        if record.interaction_token and record.application_id and record.interaction_at:
+            return InteractionOutlet(
+                self.client,
+                channel_id=record.channel_id,
+                requester_id=record.requester_id,
+                application_id=record.application_id,
+                token=record.interaction_token,
+                issued_at=record.interaction_at,
+            )
+        return ChannelOutlet(self.client, channel_id=record.channel_id, requester_id=record.requester_id)
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop the GPU work (the running job is re-queued in the database) and wait for followers."""
+        self._closing = True
+        await self.queue.close()
+        if self._followers:
+            await asyncio.wait(set(self._followers), timeout=timeout_s)
+
+    # -- following -------------------------------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
+        tracked.started = time.monotonic()
+        self._spawn(self.storage.jobs.mark_running(tracked.record.id))
+
+    def _progress(self, tracked: _Tracked, progress: Progress) -> None:
+        now = time.monotonic()
+        if tracked.finished or now - tracked.last_edit < self.progress_interval_s:
+            return
+        if tracked.edit_task is not None and not tracked.edit_task.done():
+            return
+        tracked.last_edit = now
+        tracked.edit_task = asyncio.create_task(self._show(tracked, embeds.progress_text(tracked.request, progress)))
+
+    async def _show(self, tracked: _Tracked, text: str) -> None:
+        try:
+            await tracked.outlet.show_status(text)
+            if tracked.outlet.status_message_id is not None and tracked.record.status_message_id is None:
+                await self.storage.jobs.set_status_message(tracked.record.id, tracked.outlet.status_message_id)
+        except discord.HTTPException as error:
+            log.warning("could not update the status of job %s: %s", tracked.record.id, error)
+
+    async def _final_status(self, tracked: _Tracked, text: str) -> None:
+        tracked.finished = True
+        if tracked.edit_task is not None:
+            await asyncio.gather(tracked.edit_task, return_exceptions=True)
+        await self._show(tracked, text)
+
+    async def _follow(self, tracked: _Tracked, future: asyncio.Future[list[Image.Image]]) -> None:
+        record = tracked.record
+        try:
+            images = await future
+        except JobInterrupted:
+            await self.storage.jobs.mark_queued(record.id)
+            return
+        except JobCancelled:
+            await self.storage.jobs.finish(record.id, "cancelled")
+            await self._final_status(tracked, f"❌ Cancelled: **{embeds.shorten(tracked.request.prompt, 200)}**")
+            return
+        except JobTimedOut:
+            await self.storage.jobs.finish(record.id, "failed", "timed out")
+            await self._final_status(tracked, "⚠️ This job ran past the time limit and was stopped. Try fewer steps.")
+            return
+        except Exception as error:
+            await self.storage.jobs.finish(record.id, "failed", f"{type(error).__name__}: {error}"[:500])
+            await self._final_status(tracked, _failure_text(error))
+            return
+        finally:
+            self._tracked.pop(record.id, None)
+        try:
+            await self._deliver(tracked, images)
+        except Exception:
+            log.exception("delivering job %s failed; it stays queued for the next start", record.id)
+            await self.storage.jobs.mark_queued(record.id)
+
+    async def _deliver(self, tracked: _Tracked, images: list[Image.Image]) -> None:
+        record, request = tracked.record, tracked.request
+        seeds = request.seeds()
+        encoded = await asyncio.to_thread(_encode_png_all, images)
+        stored = await asyncio.to_thread(lambda: [self.storage.files.write(data) for data in encoded])
+        rows = await self.storage.images.add_many(
+            [
+                NewImage(
+                    job_id=record.id,
+                    idx=index,
+                    seed=seeds[index],
+                    params_json=request.replace(seed=seeds[index], count=1).to_json(),
+                    file=file,
+                    width=image.width,
+                    height=image.height,
+                    parent_image_id=record.parent_image_id,
+                    requester_id=record.requester_id,
+                    guild_id=record.guild_id,
+                )
+                for index, (image, file) in enumerate(zip(images, stored, strict=True))
+            ]
+        )
+        names = [embeds.image_filename(record.id, i, seeds[i]) for i in range(len(images))]
+        embed = embeds.result_embed(
+            request, model_name=self.model.model_name, job_id=record.id,
+            requester_id=record.requester_id, image_filename=names[0],
+        )
+        posted = await self._post_with_retries(tracked, embed, encoded, names)
+        await self.storage.messages.add(
+            message_id=posted.message_id, channel_id=posted.channel_id, guild_id=record.guild_id,
+            job_id=record.id, kind="result", image_ids=[row.id for row in rows],
+        )
+        await self.storage.jobs.finish(record.id, "done")
+        took = time.monotonic() - (tracked.started or time.monotonic())
+        await self._final_status(tracked, embeds.done_text(request, took))
+        await self._add_reactions(posted.channel_id, posted.message_id, embeds.RESULT_REACTIONS)
+        for hook in self.on_result:
+            hook(record, posted.message_id)
+
+    async def _post_with_retries(
+        self, tracked: _Tracked, embed: discord.Embed, payloads: list[bytes], names: list[str]
+    ) -> PostedRef:
+        for attempt, delay in enumerate((0.0, *POST_RETRY_DELAYS_S)):
+            if delay:
+                await asyncio.sleep(delay)
+            files = [discord.File(io.BytesIO(data), filename=name) for data, name in zip(payloads, names, strict=True)]
+            try:
+                return await tracked.outlet.post_result(embed=embed, files=files)
+            except (discord.HTTPException, OSError) as error:
+                status = getattr(error, "status", 0)
+                if 400 <= status < 500 and status != 429:
+                    raise
+                log.warning("posting job %s failed (attempt %d): %s", tracked.record.id, attempt + 1, error)
+        raise RuntimeError("Discord did not accept the result after several tries")
+
+    async def _add_reactions(self, channel_id: int, message_id: int, emojis: tuple[str, ...]) -> None:
+        message = self.client.get_partial_messageable(channel_id).get_partial_message(message_id)
+        for emoji in emojis:
+            try:
+                await message.add_reaction(emoji)
+            except discord.HTTPException as error:
+                log.warning("could not add %s to message %s: %s", emoji, message_id, error)
+                return
+
+    async def _load_init_image(self, request: GenerationRequest) -> Image.Image | None:
+        if request.init_image is None:
+            return None
+        path = self.storage.files.path_of(request.init_image)
+
+        def load() -> Image.Image:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+
+        return await asyncio.to_thread(load)
+
+
+def _encode_png_all(images: list[Image.Image]) -> list[bytes]:
+    out: list[bytes] = []
+    for image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=False)
+        out.append(buffer.getvalue())
+    return out
+
+
+def _failure_text(error: BaseException) -> str:
+    name = type(error).__name__
+    if "OutOfMemory" in name or "out of memory" in str(error).lower():
+        return "⚠️ The GPU ran out of memory on this job. Try a smaller size or fewer images."
+    return "⚠️ Something went wrong while generating this image; the owner can find details in the log."

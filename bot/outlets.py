@@ -1,0 +1,148 @@
+"""Where a job's status and result go: the interaction's webhook, or the channel.
+
+A slash command is answered through its interaction (the status message is the interaction's
+response, the result a followup). Interaction tokens expire after 15 minutes and a restart may
+come later than that, so an outlet falls back to plain channel messages that mention the
+requester. Jobs started from a reaction have no interaction and use the channel from the start.
+Both are built from ids alone, so a job restored from the database after a restart gets the
+same outlet it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import discord
+
+log = logging.getLogger(__name__)
+
+#: Interaction tokens last 15 minutes; stop using one a little before.
+INTERACTION_TOKEN_LIFETIME_S = 14 * 60
+NO_PINGS = discord.AllowedMentions.none()
+
+
+@dataclass(frozen=True)
+class PostedRef:
+    """The ids of a message the outlet posted."""
+
+    message_id: int
+    channel_id: int
+
+
+class JobOutlet:
+    """Posts and edits one job's messages. Subclasses say through which door."""
+
+    def __init__(self, client: discord.Client, *, channel_id: int, requester_id: int) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.requester_id = requester_id
+        self.status_message_id: int | None = None
+        self._status_in_webhook = False
+        self._ready = asyncio.Event()
+
+    def set_status_message(self, message_id: int | None, *, via_webhook: bool = False) -> None:
+        """The message that shows progress is known (or there is none yet); edits may start."""
+        self.status_message_id = message_id
+        self._status_in_webhook = via_webhook
+        self._ready.set()
+
+    async def wait_ready(self) -> None:
+        """Wait until the first response exists, so no edit races ahead of it."""
+        await self._ready.wait()
+
+    async def show_status(self, text: str) -> None:
+        """Create or edit the status message."""
+        await self.wait_ready()
+        if self.status_message_id is None:
+            message = await self._channel().send(text, allowed_mentions=NO_PINGS)
+            self.status_message_id = message.id
+            return
+        if self._status_in_webhook:
+            await self._edit_via_webhook(self.status_message_id, text)
+            return
+        await self._channel().get_partial_message(self.status_message_id).edit(content=text)
+
+    async def post_result(
+        self, *, embed: discord.Embed, files: list[discord.File], mention: bool = True
+    ) -> PostedRef:
+        """Post the finished images with their embed."""
+        content = f"<@{self.requester_id}>" if mention else None
+        allowed = discord.AllowedMentions(users=[discord.Object(self.requester_id)], everyone=False, roles=False)
+        message = await self._channel().send(content=content, embed=embed, files=files, allowed_mentions=allowed)
+        return PostedRef(message.id, message.channel.id)
+
+    async def _edit_via_webhook(self, message_id: int, text: str) -> None:
+        raise NotImplementedError
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(self.channel_id)
+
+
+class ChannelOutlet(JobOutlet):
+    """Plain channel messages (reaction-started jobs, and interactions whose token expired)."""
+
+
+class InteractionOutlet(JobOutlet):
+    """The interaction's webhook while its token is valid, then the channel."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        channel_id: int,
+        requester_id: int,
+        application_id: int,
+        token: str,
+        issued_at: float,
+    ) -> None:
+        super().__init__(client, channel_id=channel_id, requester_id=requester_id)
+        self._webhook = discord.Webhook.partial(application_id, token, client=client)
+        self._issued_at = issued_at
+        self._token_dead = False
+
+    @property
+    def token_valid(self) -> bool:
+        """Whether the interaction token can still be used."""
+        return not self._token_dead and time.time() - self._issued_at < INTERACTION_TOKEN_LIFETIME_S
+
+    async def _edit_via_webhook(self, message_id: int, text: str) -> None:
+        if self.token_valid:
+            try:
+                await self._webhook.edit_message(message_id, content=text, allowed_mentions=NO_PINGS)
+                return
+            except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
+                if not _token_expired(error):
+                    raise
+                self._token_dead = True
+                log.info("interaction token expired; editing in the channel instead")
+        # An expired token cannot edit the interaction's message; the bot can't either (it is
+        # the interaction's). Post a new status message in the channel instead.
+        self._status_in_webhook = False
+        message = await self._channel().send(text, allowed_mentions=NO_PINGS)
+        self.status_message_id = message.id
+
+    async def post_result(
+        self, *, embed: discord.Embed, files: list[discord.File], mention: bool = True
+    ) -> PostedRef:
+        """A followup while the token is valid; after that a channel message mentioning the requester."""
+        if self.token_valid:
+            try:
+                message = await self._webhook.send(
+                    embed=embed, files=files, wait=True, allowed_mentions=NO_PINGS
+                )
+                return PostedRef(message.id, message.channel.id if message.channel else self.channel_id)
+            except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
+                if not _token_expired(error):
+                    raise
+                self._token_dead = True
+                for file in files:
+                    file.reset()
+        return await super().post_result(embed=embed, files=files, mention=True)
+
+
+def _token_expired(error: discord.HTTPException) -> bool:
+    """Discord answers an expired or unknown interaction token with 401 or 404 (codes 50027, 10015)."""
+    return error.status in (401, 404) or error.code in (50027, 10015)

@@ -1,0 +1,101 @@
+"""Start the bot: load the config, open storage, load the model, run the Discord client.
+
+    python run_bot.py --config config.toml
+
+A bad config prints one line naming the key and exits with status 2. Ctrl-C (or SIGTERM) shuts
+down cleanly: the running job is stopped and re-queued, the database is closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("run_bot")
+
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description="Run the Discord art bot.")
+    parser.add_argument("--config", type=Path, default=Path("config.toml"), help="TOML settings file")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    return parser.parse_args(argv)
+
+
+async def run(settings: Settings) -> None:
+    """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
+    from bot.bot import ArtBot
+    from generation.engine import DiffusionEngine
+    from generation.queue import JobQueue
+    from storage import Storage
+
+    storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
+    try:
+        engine = DiffusionEngine(settings.model.id, device=settings.model.device, dtype=settings.model.dtype)
+        log.info("loading model %s on %s...", settings.model.id, engine.device)
+        await asyncio.to_thread(engine.load)
+        log.info("model loaded: %s, native size %d px", engine.model_name, engine.native_size)
+        queue = JobQueue(
+            [engine],
+            max_pending_per_user=settings.queue.max_pending_per_user,
+            max_pending_total=settings.queue.max_pending_total,
+            job_timeout_s=settings.queue.job_timeout_s,
+        )
+        bot = ArtBot(settings, storage=storage, queue=queue, model=engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        async with bot:
+            client = asyncio.create_task(bot.start(settings.discord.token), name="discord-client")
+            waiter = asyncio.create_task(stop.wait(), name="stop-signal")
+            done, _ = await asyncio.wait({client, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting down...")
+            await bot.close()
+            waiter.cancel()
+            if client in done:
+                client.result()  # re-raise a login failure
+            else:
+                await asyncio.gather(client, return_exceptions=True)
+    finally:
+        await storage.close()
+        log.info("database closed; goodbye")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:
+        import discord
+
+        if isinstance(error, discord.LoginFailure):
+            print("config error: discord.token: Discord refused the token", file=sys.stderr)
+            return EXIT_CONFIG
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Shared fixtures: the tiny offline model, a loaded engine, temporary storage.
+
+Tests never download anything: ``HF_HUB_OFFLINE`` is set before diffusers is imported, and the
+tiny Stable Diffusion pipeline is built in-process once per session. Torch runs on one thread so
+pixel comparisons are stable.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Stable Diffusion folder, built once per test session."""
+    import torch
+
+    from generation.tiny_model import save_tiny_pipeline
+
+    torch.set_num_threads(1)
+    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny model loaded through the same path as any local diffusers folder."""
+    from generation.engine import DiffusionEngine
+
+    loaded = DiffusionEngine(str(tiny_model_dir), device="cpu", dtype="float32")
+    loaded.load()
+    return loaded
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[object]:
+    """Storage on a temporary SQLite file and image folder."""
+    from storage import Storage
+
+    opened = await Storage.open(tmp_path / "bot.sqlite3", tmp_path / "images")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def repo_root() -> Iterator[Path]:
+    """The repository's root folder."""
+    yield REPO_ROOT
