@@ -70,7 +70,8 @@ class JobOutlet:
     ) -> PostedRef:
         """Post the finished images with their embed."""
         content = f"<@{self.requester_id}>" if mention else None
-        allowed = discord.AllowedMentions(users=[discord.Object(self.requester_id)], everyone=False, roles=False)
+        # The content holds nothing but the requester's mention, so letting user mentions ping is exact.
+        allowed = discord.AllowedMentions(users=True, everyone=False, roles=False, replied_user=False)
         message = await self._channel().send(content=content, embed=embed, files=files, allowed_mentions=allowed)
         return PostedRef(message.id, message.channel.id)
 

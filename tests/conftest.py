@@ -59,3 +59,29 @@ async def storage(tmp_path: Path) -> AsyncIterator[object]:
 def repo_root() -> Iterator[Path]:
     """The repository's root folder."""
     yield REPO_ROOT
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[object]:
+    """A Discord emulator on 127.0.0.1; the test fails if the bot sent anything Discord would refuse."""
+    from tests.emulator import DiscordEmulator
+
+    emu = DiscordEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+    assert emu.problems == [], "the emulator saw requests Discord would refuse:\n" + "\n".join(emu.problems)
+
+
+@pytest.fixture
+async def running_bot(emulator, engine, tmp_path: Path) -> AsyncIterator[object]:  # type: ignore[no-untyped-def]
+    """The real bot connected to the emulator with the tiny model and a temporary database."""
+    from tests.harness import settings_for, start_bot
+
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path))
+    try:
+        yield bot
+    finally:
+        await bot.stop()

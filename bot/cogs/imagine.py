@@ -179,7 +179,7 @@ class Imagine(commands.Cog):
         channel = self.bot.get_partial_messageable(payload.channel_id)
         try:
             await channel.send(f"<@{payload.user_id}> {text}", delete_after=NOTICE_SECONDS,
-                               allowed_mentions=discord.AllowedMentions(users=[discord.Object(payload.user_id)]))
+                               allowed_mentions=discord.AllowedMentions(users=True, everyone=False, roles=False))
         except discord.HTTPException as error:
             log.warning("could not post a notice: %s", error)
 

@@ -1,0 +1,75 @@
+"""Runs the real bot (config -> storage -> queue -> ArtBot) against the Discord emulator in-process.
+
+Builds exactly the objects ``run_bot.py`` builds, with the tiny model's engine and a temporary
+SQLite file, so a test can stop the bot and start a new one on the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.bot import ArtBot
+from bot.config import Settings, parse_settings
+from generation.queue import JobQueue
+from storage import Storage
+from tests.emulator import DiscordEmulator
+
+
+def settings_for(emulator: DiscordEmulator, data_dir: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings pointing at the emulator and a data folder; ``sections`` override per section."""
+    raw: dict[str, dict[str, Any]] = {
+        "discord": {
+            "token": emulator.token,
+            "guild_ids": [emulator.guild_id],
+            "api_base": emulator.api_base,
+            "gateway_url": emulator.gateway_url,
+            "progress_interval_s": 1.0,
+        },
+        "model": {"id": "tiny", "device": "cpu", "dtype": "float32"},
+        "storage": {"database": str(data_dir / "bot.sqlite3"), "images_dir": str(data_dir / "images")},
+        "generation": {"default_steps": 3, "default_guidance": 5.0},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return parse_settings(raw, env={})
+
+
+@dataclass
+class RunningBot:
+    """A bot connected to the emulator, and what it was built from."""
+
+    bot: ArtBot
+    storage: Storage
+    queue: JobQueue
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Shut down as Ctrl-C does: stop GPU work, disconnect, close the database."""
+        await asyncio.wait_for(self.bot.close(), 60)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 30)
+        await self.storage.close()
+
+
+async def start_bot(emulator: DiscordEmulator, engine: Any, settings: Settings) -> RunningBot:
+    """Open storage, build the queue and the bot, connect, and wait until the emulator saw READY."""
+    storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
+    queue = JobQueue(
+        [engine],
+        max_pending_per_user=settings.queue.max_pending_per_user,
+        max_pending_total=settings.queue.max_pending_total,
+        job_timeout_s=settings.queue.job_timeout_s,
+    )
+    bot = ArtBot(settings, storage=storage, queue=queue, model=engine, guild_ready_timeout=0.1)
+    task = asyncio.create_task(bot.start(settings.discord.token))
+    ready = asyncio.create_task(emulator.wait_until_ready(timeout=30))
+    done, _ = await asyncio.wait({task, ready}, timeout=40, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+        raise RuntimeError("the bot stopped before it was ready")
+    await ready
+    return RunningBot(bot=bot, storage=storage, queue=queue, task=task)
