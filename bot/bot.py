@@ -56,7 +56,7 @@ class ArtBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, start the GPU workers and re-queue unfinished jobs."""
-        self.tree.on_error = on_app_command_error
+        self.tree.error(on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()

@@ -113,18 +113,36 @@ def _check_pages(pages: Sequence[PageSource]) -> list[Image.Image]:
     return [page_image(page) for page in pages]
 
 
+def _scaled(image: Image.Image, scale: float) -> Image.Image:
+    """A new image ``scale`` times the size of ``image`` (a plain copy at 1.0).
+
+    Always a new object: Pillow keeps save options on the image it saved (``encoderinfo``)
+    and merges them into the next save, so saving callers' images directly would leak one
+    export's options (even its appended pages) into the next.
+    """
+    if scale == 1.0:
+        return image.copy()
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _jpeg_options(quality: int) -> dict[str, int]:
+    """JPEG settings: 4:4:4 chroma at high quality keeps lettering crisp; 4:2:0 below saves bytes.
+
+    No ``optimize``: Pillow sizes its optimize buffer at one byte per pixel and fails on
+    noisy 4:4:4 pages that need more ("Suspension not allowed here").
+    """
+    return {"quality": quality, "subsampling": 0 if quality >= 85 else 2}
+
+
 def encode_image(image: Image.Image, encoding: Encoding) -> bytes:
     """Encode one page image as PNG or JPEG, scaled by ``encoding.scale``."""
-    if encoding.scale != 1.0:
-        size = (max(1, round(image.width * encoding.scale)), max(1, round(image.height * encoding.scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
+    image = _scaled(image, encoding.scale)
     buffer = io.BytesIO()
     if encoding.fmt == "png":
         image.save(buffer, "PNG", compress_level=6)
     else:
-        # 4:4:4 chroma at high quality keeps lettering crisp; 4:2:0 below that saves bytes.
-        subsampling = 0 if encoding.quality >= 85 else 2
-        image.save(buffer, "JPEG", quality=encoding.quality, subsampling=subsampling, optimize=True)
+        image.save(buffer, "JPEG", **_jpeg_options(encoding.quality))
     return buffer.getvalue()
 
 
@@ -134,18 +152,13 @@ def export_png(pages: Sequence[PageSource]) -> list[bytes]:
 
 
 def _pdf_bytes(images: Sequence[Image.Image], *, title: str, author: str, encoding: Encoding) -> bytes:
-    if encoding.scale != 1.0:
-        images = [
-            image.resize((max(1, round(image.width * encoding.scale)),
-                          max(1, round(image.height * encoding.scale))), Image.Resampling.LANCZOS)
-            for image in images
-        ]
+    images = [_scaled(image, encoding.scale) for image in images]
     buffer = io.BytesIO()
     first, *rest = images
     first.save(
         buffer, "PDF", save_all=True, append_images=rest, resolution=PDF_DPI * encoding.scale,
         title=title, author=author, creator="panelbot", producer="panelbot",
-        quality=encoding.quality, subsampling=0 if encoding.quality >= 85 else 2, optimize=True,
+        **_jpeg_options(encoding.quality),
     )
     return buffer.getvalue()
 
@@ -278,11 +291,7 @@ def _build(fmt: ExportFormat, images: Sequence[Image.Image], encoded: Sequence[t
         return _pdf_bytes(images, title=title, author=author, encoding=encodings.pop())
     # Pages at different encodings: Pillow writes one encoding per save, so pre-scale and
     # use the lowest quality among them.
-    scaled = [
-        image.resize((max(1, round(image.width * enc.scale)), max(1, round(image.height * enc.scale))),
-                     Image.Resampling.LANCZOS) if enc.scale != 1.0 else image
-        for image, (_, enc) in zip(images, encoded, strict=True)
-    ]
+    scaled = [_scaled(image, enc.scale) for image, (_, enc) in zip(images, encoded, strict=True)]
     quality = min(enc.quality for enc in encodings)
     return _pdf_bytes(scaled, title=title, author=author, encoding=Encoding("jpeg", quality))
 

@@ -154,6 +154,15 @@ def _split(start: int, length: int, weights: Sequence[float], gutter: int) -> li
     return spans
 
 
+def _split_even(start: int, length: int, count: int, gutter: int) -> list[tuple[int, int]]:
+    """``count`` spans of exactly equal size, gutters between, the rounding slack split at both ends."""
+    cell = (length - gutter * (count - 1)) // count
+    if cell < 16:
+        raise ValueError(f"page too small for {count} panels in {length} px")
+    offset = start + (length - cell * count - gutter * (count - 1)) // 2
+    return [(offset + i * (cell + gutter), offset + i * (cell + gutter) + cell) for i in range(count)]
+
+
 def _row_weights(layout: LayoutName, pattern: list[int]) -> list[float]:
     """Relative heights of the rows."""
     if layout == "wide-top" and len(pattern) > 1:
@@ -172,12 +181,15 @@ def layout_page(layout: LayoutName, n: int, area: Box, gutter: int) -> list[Box]
     """Frames for ``n`` panels inside ``area``, in reading order."""
     x0, y0, x1, y1 = area
     pattern = row_pattern(layout, n)
-    rows = _split(y0, y1 - y0, _row_weights(layout, pattern), gutter)
+    if layout == "grid":
+        rows = _split_even(y0, y1 - y0, len(pattern), gutter)
+    else:
+        rows = _split(y0, y1 - y0, _row_weights(layout, pattern), gutter)
     frames: list[Box] = []
     for row, (count, (top, bottom)) in enumerate(zip(pattern, rows, strict=True)):
         if layout == "grid":
             columns = max(pattern)
-            cells = _split(x0, x1 - x0, [1.0] * columns, gutter)
+            cells = _split_even(x0, x1 - x0, columns, gutter)
             if count < columns:  # centre a lone last cell, keeping the cell size
                 cell_width = cells[0][1] - cells[0][0]
                 left = x0 + (x1 - x0 - cell_width) // 2

@@ -33,6 +33,8 @@ from typing import Final, Literal
 
 from PIL import ImageFont
 
+from generation.comic_layout import smallest_frame_size
+
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
@@ -218,23 +220,63 @@ def _break_word(word: str, font: ImageFont.FreeTypeFont, max_width: float) -> li
     return pieces
 
 
+@dataclass(frozen=True)
+class MeasuredText:
+    """Text split into paragraphs and words, each word's width measured once in one font.
+
+    Wrapping then needs only additions, so trying many wrap widths is cheap.
+    """
+
+    font: ImageFont.FreeTypeFont
+    paragraphs: tuple[tuple[str, ...], ...]
+    widths: tuple[tuple[float, ...], ...]
+    space: float
+
+    @property
+    def longest_word(self) -> float:
+        return max((w for widths in self.widths for w in widths), default=0.0)
+
+    @property
+    def total_width(self) -> float:
+        """The width of all the text set on one line."""
+        return sum(sum(widths) + self.space * (len(widths) - 1) for widths in self.widths)
+
+    def wrap(self, max_width: float) -> list[str]:
+        """Greedy word wrap to ``max_width`` px; explicit newlines kept; words too long are cut."""
+        lines: list[str] = []
+        for words, widths in zip(self.paragraphs, self.widths, strict=True):
+            current: list[str] = []
+            current_width = 0.0
+            for word, width in zip(words, widths, strict=True):
+                pieces = [(word, width)]
+                if width > max_width:
+                    pieces = [(p, self.font.getlength(p)) for p in _break_word(word, self.font, max_width)]
+                for piece, piece_width in pieces:
+                    if current and current_width + self.space + piece_width > max_width:
+                        lines.append(" ".join(current))
+                        current, current_width = [piece], piece_width
+                    else:
+                        current_width += (self.space if current else 0.0) + piece_width
+                        current.append(piece)
+            if current:
+                lines.append(" ".join(current))
+        return lines
+
+
+@functools.lru_cache(maxsize=512)
+def measure_text(text: str, path: Path, size: int) -> MeasuredText:
+    """Measure (and cache) the words of normalized ``text`` in the font at ``path``, ``size`` px."""
+    font = load_font(path, size)
+    paragraphs = tuple(tuple(p.split()) for p in text.split("\n") if p.strip())
+    widths = tuple(tuple(font.getlength(word) for word in words) for words in paragraphs)
+    return MeasuredText(font, paragraphs, widths, font.getlength(" "))
+
+
 def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
-    """Greedy word wrap to ``max_width`` px; explicit newlines are kept; long words are cut."""
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        current = ""
-        for word in paragraph.split(" "):
-            pieces = [word] if font.getlength(word) <= max_width else _break_word(word, font, max_width)
-            for piece in pieces:
-                candidate = f"{current} {piece}" if current else piece
-                if current and font.getlength(candidate) > max_width:
-                    lines.append(current)
-                    current = piece
-                else:
-                    current = candidate
-        if current:
-            lines.append(current)
-    return lines
+    """Greedy word wrap of ``text`` to ``max_width`` px in ``font``; newlines kept; long words cut."""
+    paragraphs = tuple(tuple(p.split()) for p in text.split("\n") if p.strip())
+    widths = tuple(tuple(font.getlength(word) for word in words) for words in paragraphs)
+    return MeasuredText(font, paragraphs, widths, font.getlength(" ")).wrap(max_width)
 
 
 def _block(lines: Sequence[str], path: Path, size: int, anchor: Literal["la", "ma"],
@@ -267,7 +309,11 @@ def fit_rectangle(text: str, max_size: tuple[int, int], *, path: Path, sizes: tu
         inner_w = max_w - 2 * pad_x
         if inner_w < size:
             continue
-        block = _block(wrap_text(text, load_font(path, size), inner_w), path, size, "la", style.line_spacing)
+        lines = measure_text(text, path, size).wrap(inner_w)
+        pitch = round(size * style.line_spacing)
+        if (len(lines) - 1) * pitch + size + 2 * pad_y > max_h:
+            continue
+        block = _block(lines, path, size, "la", style.line_spacing)
         left, top, right, bottom = block.bounds
         box_w, box_h = right - left + 2 * pad_x, bottom - top + 2 * pad_y
         if box_w <= max_w and box_h <= max_h:
@@ -308,26 +354,24 @@ def corner_radius(shape_box: Box, font_size: int) -> int:
     return max(1, min((shape_box[3] - shape_box[1]) // 2, 2 * font_size))
 
 
-def _balanced_wraps(text: str, font: ImageFont.FreeTypeFont, widest: float,
-                    max_lines: int) -> list[list[str]]:
+def _balanced_wraps(measured: MeasuredText, widest: float, max_lines: int) -> list[list[str]]:
     """For each line count from the fewest possible up to ``max_lines``, the most even wrap.
 
     The narrowest width that still gives that many lines evens out the line lengths, so a
     lone last word does not dangle under a long line.
     """
-    longest_word = max(font.getlength(word) for word in text.split())
-    floor = min(math.ceil(longest_word), math.floor(widest))
+    floor = min(math.ceil(measured.longest_word), math.floor(widest))
     wraps: list[list[str]] = []
-    fewest = len(wrap_text(text, font, widest))
-    for count in range(fewest, max(fewest, max_lines) + 1):
+    fewest = len(measured.wrap(widest))
+    for count in range(fewest, max_lines + 1):
         low, high = floor, math.floor(widest)
         while low < high:
             mid = (low + high) // 2
-            if len(wrap_text(text, font, mid)) <= count:
+            if len(measured.wrap(mid)) <= count:
                 high = mid
             else:
                 low = mid + 1
-        lines = wrap_text(text, font, low)
+        lines = measured.wrap(low)
         if not wraps or lines != wraps[-1]:
             wraps.append(lines)
         if len(lines) < count:  # narrower wraps cannot add lines any more
@@ -345,14 +389,16 @@ def _fit_bubble_shape(text: str, max_size: tuple[int, int], shape: BubbleShape, 
     max_w, max_h = max_size
     ideal = 2.0 if shape == "ellipse" else 2.8
     for size in _sizes(sizes, style.size_step):
-        font = load_font(path, size)
+        measured = measure_text(text, path, size)
         pitch = max(1, round(size * style.line_spacing))
         widest = max_w - 1.6 * size
-        max_lines = int((max_h - size) // pitch) + 1
+        max_lines = int((max_h - 2 * size) // pitch) + 1
         if widest < size or max_lines < 1:
             continue
+        if 0.9 * measured.total_width > widest * max_lines:  # cannot fit even as a full box
+            continue
         best: tuple[float, FittedBubble] | None = None
-        for lines in _balanced_wraps(text, font, widest, max_lines):
+        for lines in _balanced_wraps(measured, widest, max_lines):
             block = _block(lines, path, size, "ma", style.line_spacing)
             width, height = _bubble_size(block, shape)
             if width > max_w or height > max_h:
@@ -608,8 +654,6 @@ def check_panel_text(
     whatever the speaker side. Only measures text: no image is drawn.
     """
     if frame_size is None:
-        from generation.comic_layout import smallest_frame_size
-
         frame_size = smallest_frame_size()
     width, height = frame_size
     layout_panel_text(caption, dialogue, (0, 0, width, height), border=border, style=style)
@@ -618,10 +662,13 @@ def check_panel_text(
 def _fit_title(text: str, region: tuple[int, int], style: LetteringStyle) -> TextBlock | None:
     max_w, max_h = region
     for size in _sizes(style.title_sizes, style.size_step * 2):
-        font = load_font(style.bold_font, size)
-        lines = wrap_text(text, font, max_w)
-        if len(lines) > 2:
+        measured = measure_text(text, style.bold_font, size)
+        if measured.total_width > 2 * max_w:
             continue
+        wraps = _balanced_wraps(measured, max_w, 2)
+        if not wraps:  # needs more than two lines
+            continue
+        lines = wraps[0]  # the fewest lines, evenly split
         block = _block(lines, style.bold_font, size, "ma", 1.05)
         left, top, right, bottom = block.bounds
         if right - left <= max_w and bottom - top <= max_h:

@@ -62,9 +62,9 @@ class PanelArt:
 class TextBox:
     """Where one caption or speech bubble went on a page (page pixels).
 
-    ``shape_box`` is the fill area of the caption rectangle or bubble ellipse; ``text_box``
-    bounds the drawn glyphs and ``line_boxes`` each line's glyphs; ``tail_tip`` is the
-    point of a bubble's tail (None for captions).
+    ``shape_box`` is the fill area of the caption rectangle or bubble (``shape``: 'rectangle',
+    'ellipse' or 'rounded'); ``text_box`` bounds the drawn glyphs and ``line_boxes`` each
+    line's glyphs; ``tail`` is a bubble's tail as (base, tip, base), None for captions.
     """
 
     panel_index: int
@@ -74,8 +74,13 @@ class TextBox:
     text_box: Box
     line_boxes: tuple[Box, ...]
     font_size: int
-    tail_tip: tuple[int, int] | None
+    tail: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None
     speaker_side: SpeakerSide | None
+
+    @property
+    def tail_tip(self) -> tuple[int, int] | None:
+        """The point of the tail, or None."""
+        return self.tail[1] if self.tail else None
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def _to_text_box(panel_index: int, item: PlacedText) -> TextBox:
         text_box=item.text_box,
         line_boxes=item.line_boxes,
         font_size=item.block.font_size,
-        tail_tip=item.tail_tip,
+        tail=item.tail,
         speaker_side=item.speaker_side,
     )
 

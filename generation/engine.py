@@ -43,10 +43,8 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if dtype == "auto":
-        chosen = torch.float16 if device.startswith("cuda") else torch.float32
-    else:
-        chosen = dtypes[dtype]
+    auto = torch.float16 if device.startswith("cuda") else torch.float32
+    chosen = auto if dtype == "auto" else dtypes[dtype]
     return Placement(device=device, dtype=chosen)
 
 

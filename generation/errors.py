@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class JobStopped(Exception):  # noqa: N818 - a signal, not a bug
+class JobStopped(Exception):
     """A job ended without images for a reason that is not a fault of the pipeline."""
 
 
@@ -19,7 +19,7 @@ class JobInterrupted(JobStopped):
     """The bot is shutting down; the job should run again after the restart."""
 
 
-class QueueFull(Exception):  # noqa: N818
+class QueueFull(Exception):
     """A cap on pending jobs was reached; nothing was queued."""
 
     def __init__(self, message: str, *, pending_for_user: int, limit: int) -> None:

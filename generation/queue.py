@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
 import time
@@ -251,7 +252,7 @@ class JobQueue:
                 images = engine.run(
                     job.request,
                     init_image=job.init_image,
-                    on_step=lambda step, total, latents, job=job: self._report(job, step, total, latents),
+                    on_step=functools.partial(self._report, job),
                     should_stop=job.stop_reason,
                 )
             except JobStopped as stopped:

@@ -17,6 +17,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 SEED = 0
 TOKENIZER_MAX_LENGTH = 77
@@ -53,7 +54,7 @@ def _vocabulary() -> tuple[dict[str, int], list[str]]:
     return vocab, merges
 
 
-def build_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
+def build_tokenizer(folder: Path) -> Any:
     """Write a tiny CLIP tokenizer (vocab.json + merges.txt) into ``folder`` and load it."""
     from transformers import CLIPTokenizer
 
@@ -68,7 +69,7 @@ def build_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
     return CLIPTokenizer.from_pretrained(str(folder))
 
 
-def build_tiny_pipeline():  # type: ignore[no-untyped-def]
+def build_tiny_pipeline() -> Any:
     """Return a freshly built tiny StableDiffusionPipeline with seeded random weights."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel

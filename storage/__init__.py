@@ -5,6 +5,7 @@ Nothing here imports discord or torch.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class Storage:
     async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
         """Open the database (migrating it) and the image folder."""
         db = await connect(database)
-        Path(images_dir).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(images_dir).mkdir, parents=True, exist_ok=True)
         return cls(
             db=db,
             files=ImageStore(Path(images_dir)),

@@ -193,5 +193,5 @@ async def test_token_never_reaches_logs_or_database(
     finally:
         await running.stop()
     assert emulator.token not in caplog.text
-    for path in tmp_path.glob("bot.sqlite3*"):
+    for path in sorted(tmp_path.glob("bot.sqlite3*")):  # noqa: ASYNC240 - the bot is stopped; a test read
         assert emulator.token.encode() not in path.read_bytes()

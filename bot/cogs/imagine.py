@@ -15,6 +15,7 @@ from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet
 from generation.errors import QueueFull
 from generation.request import (
     SEED_MAX,
+    GenerationLimits,
     GenerationRequest,
     RequestError,
     random_seed,
@@ -40,7 +41,8 @@ class Imagine(commands.Cog):
         self.bot = bot
 
     @property
-    def limits(self):  # type: ignore[no-untyped-def]
+    def limits(self) -> GenerationLimits:
+        """The configured defaults and limits for requests."""
         return self.bot.settings.generation
 
     def _validate(self, request: GenerationRequest) -> GenerationRequest:
