@@ -14,10 +14,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
