@@ -1,0 +1,21 @@
+"""A Discord emulator for tests: the real, unmodified discord.py client logs in and runs against it.
+
+See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :class:`EmuAttachment`,
+:class:`EmuInteraction` and :class:`RestRequest`.
+"""
+
+from .interactions import CommandUsageError
+from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
+from .server import DEFAULT_SPEC, DiscordEmulator
+from .spec import SPEC_ENV_VAR
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "SPEC_ENV_VAR",
+    "CommandUsageError",
+    "DiscordEmulator",
+    "EmuAttachment",
+    "EmuInteraction",
+    "EmuMessage",
+    "RestRequest",
+]
