@@ -13,7 +13,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,8 +83,9 @@ class JobRunner:
         self._tracked: dict[int, _Tracked] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
-        #: Called with (job id, posted message id) after a result is posted; cogs hook in here.
-        self.on_result: list[Callable[[JobRecord, int], None]] = []
+        #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
+        #: hook in here (the comic cog links a panel to its image, for example).
+        self.on_result: list[Callable[[JobRecord, int], Awaitable[None]]] = []
 
     # -- submitting ------------------------------------------------------------------------------
 
@@ -245,7 +246,10 @@ class JobRunner:
         await self._final_status(tracked, embeds.done_text(request, took))
         await self._add_reactions(posted.channel_id, posted.message_id, embeds.RESULT_REACTIONS)
         for hook in self.on_result:
-            hook(record, posted.message_id)
+            try:
+                await hook(record, posted.message_id)
+            except Exception:
+                log.exception("a result hook failed for job %s", record.id)
 
     async def _post_with_retries(
         self, tracked: _Tracked, embed: discord.Embed, payloads: list[bytes], names: list[str]
