@@ -12,9 +12,10 @@ Placement inside a panel frame:
 
 * the caption is a rectangle in the top-left corner (top-right for right-to-left comics);
 * the speech bubble is an ellipse (a rounded box in short, wide panels) at the top of the
-  panel on the speaker's side, below the caption when the two would collide, with a tail
-  that points down toward the speaker's side (``left``, ``right``, or straight down for
-  ``center``).
+  panel, below the caption when the two would collide, with a tail that slants down
+  toward the speaker's side (``left``, ``right``, or straight down for ``center``); the
+  bubble is placed so the tail's tip is over where such a speaker usually stands (about a
+  quarter of the way in from that side).
 
 Shapes are described by their fill area; the renderer draws the outline just outside it.
 Nothing here draws: :mod:`generation.comic_render` does.
@@ -45,6 +46,8 @@ BubbleShape = Literal["ellipse", "rounded"]
 ShapeName = Literal["rectangle", "ellipse", "rounded", "none"]
 
 SPEAKER_SIDES: Final[tuple[str, ...]] = ("left", "right", "center")
+# Where across the panel (0 = left edge, 1 = right edge) a bubble's tail aims for each side.
+SPEAKER_POSITION: Final[dict[str, float]] = {"left": 0.27, "right": 0.73, "center": 0.5}
 FONT_DIR: Final = Path(__file__).resolve().parents[1] / "assets" / "fonts"
 DEFAULT_FONT: Final = FONT_DIR / "ComicNeue-Regular.otf"
 DEFAULT_BOLD_FONT: Final = FONT_DIR / "ComicNeue-Bold.otf"
@@ -302,17 +305,22 @@ def _sizes(pair: tuple[int, int], step: int) -> list[int]:
 
 def fit_rectangle(text: str, max_size: tuple[int, int], *, path: Path, sizes: tuple[int, int],
                   style: LetteringStyle) -> tuple[TextBlock, tuple[int, int]] | None:
-    """The largest left-aligned block that fits a box of at most ``max_size``, and that box's size."""
+    """The largest left-aligned block that fits a box of at most ``max_size``, and that box's size.
+
+    Lines are evened out, so a caption does not end in a lone word.
+    """
     max_w, max_h = max_size
     for size in _sizes(sizes, style.size_step):
         pad_x, pad_y = round(size * 0.55), round(size * 0.4)
         inner_w = max_w - 2 * pad_x
         if inner_w < size:
             continue
-        lines = measure_text(text, path, size).wrap(inner_w)
         pitch = round(size * style.line_spacing)
-        if (len(lines) - 1) * pitch + size + 2 * pad_y > max_h:
+        max_lines = int((max_h - 2 * pad_y - size) // pitch) + 1
+        wraps = _balanced_wraps(measure_text(text, path, size), inner_w, max_lines)
+        if not wraps:
             continue
+        lines = wraps[0]  # the fewest lines, evened out
         block = _block(lines, path, size, "la", style.line_spacing)
         left, top, right, bottom = block.bounds
         box_w, box_h = right - left + 2 * pad_x, bottom - top + 2 * pad_y
@@ -615,14 +623,13 @@ def layout_panel_text(
     if dialogue is not None:
         bubble = _fit_dialogue(dialogue, regions, style)
         block, (width, height) = bubble.block, bubble.size
-        inner_w = ix1 - ix0
-        nudge = round(0.04 * inner_w)
-        if speaker_side == "left":
-            left = min(ix0 + nudge, ix1 - width)
-        elif speaker_side == "right":
-            left = max(ix1 - width - nudge, ix0)
-        else:
-            left = ix0 + (inner_w - width) // 2
+        # Put the tail's tip over where a speaker on that side usually stands, moving the
+        # bubble only as far as the panel allows.
+        target = ix0 + SPEAKER_POSITION[speaker_side] * (ix1 - ix0)
+        probe = (0, iy0, width, iy0 + height)
+        probe_tip = _tail(probe, bubble.shape, block.font_size, speaker_side, regions.tail_length,
+                          (-10**6, iy0, 10**6, 10**6))[1][0]
+        left = min(max(round(target - probe_tip), ix0), ix1 - width)
         top = iy0
         shape = (left, top, left + width, top + height)
         if caption_box is not None and _overlaps(shape, caption_box, style.gap + 2 * style.outline):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from generation.errors import JobStopped
+from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
 from generation.request import SCHEDULERS, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,13 @@ def load_text2image(model_id: str, placement: Placement) -> Any:
 class DiffusionEngine:
     """One loaded model on one device, running one request at a time."""
 
-    def __init__(self, model_id: str, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self, model_id: str, *, device: str = "auto", dtype: str = "auto", preview_decoder: str = ""
+    ) -> None:
         self.model_id = model_id
         self.placement = resolve_placement(device, dtype)
+        self.preview_decoder = preview_decoder
+        self.previewer: Previewer = LatentProjection()
         self._text2image: Any = None
         self._image2image: Any = None
         self._default_scheduler: Any = None
@@ -108,6 +113,12 @@ class DiffusionEngine:
         self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
         self._image2image.set_progress_bar_config(disable=True)
         self._default_scheduler = pipe.scheduler
+        if self.preview_decoder:
+            self.previewer = TinyAutoencoderPreview.load(
+                self.preview_decoder, device=self.device, dtype=self.placement.dtype
+            )
+        else:
+            self.previewer = LatentProjection(sdxl="XL" in type(pipe).__name__)
         log.info("model %s loaded on %s (%s)", self.model_name, self.device, self.placement.dtype)
 
     @property
@@ -149,36 +160,58 @@ class DiffusionEngine:
         on_step: StepCallback | None = None,
         should_stop: Callable[[], JobStopped | None] | None = None,
     ) -> list[Image.Image]:
-        """Run one request and return its images (blocking).
+        """Run one request and return its images (blocking); see :meth:`run_batch`."""
+        return self.run_batch([request], [init_image], on_step=on_step, should_stop=should_stop)[0]
 
-        Each image gets its own freshly seeded generator, so image ``i`` of any request equals the
-        same request run alone with seed ``seed + i``. ``should_stop`` is asked after every step;
-        when it returns an exception (cancelled, timed out, shutting down) that exception is raised
-        there, which stops the pipeline before the VAE decode.
+    def run_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        *,
+        on_step: StepCallback | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[list[Image.Image]]:
+        """Run compatible requests (equal :meth:`GenerationRequest.batch_key`) as one pipeline call.
+
+        Each image gets its own freshly seeded generator, so image ``i`` of a request equals the
+        same request run alone with seed ``seed + i``, batched or not. ``should_stop`` is asked
+        after every step; when it returns an exception (cancelled, timed out, shutting down) that
+        exception is raised there, which stops the pipeline before the VAE decode.
         """
+        if not requests or len(requests) != len(init_images):
+            raise ValueError("run_batch needs one init image slot per request")
+        key = requests[0].batch_key()
+        if any(r.batch_key() != key for r in requests):
+            raise ValueError("requests in one batch must share size, steps, guidance, scheduler and kind")
         with self._lock:
-            return self._run_locked(request, init_image, on_step, should_stop)
+            images = self._run_locked(requests, init_images, on_step, should_stop)
+        out: list[list[Image.Image]] = []
+        for request in requests:
+            out.append(images[: request.count])
+            images = images[request.count :]
+        return out
 
     def _run_locked(
         self,
-        request: GenerationRequest,
-        init_image: Image.Image | None,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
         on_step: StepCallback | None,
         should_stop: Callable[[], JobStopped | None] | None,
     ) -> list[Image.Image]:
-        steps = request.steps
-        if request.kind == "txt2img":
+        first = requests[0]
+        steps = first.steps
+        if first.kind == "txt2img":
             pipe = self.pipeline
             total = steps
         else:
-            if init_image is None:
-                raise ValueError(f"a {request.kind} request needs its source image")
+            if any(image is None for image in init_images):
+                raise ValueError(f"a {first.kind} request needs its source image")
             pipe = self._image2image
-            strength = request.strength or 1.0
+            strength = first.strength or 1.0
             # img2img runs int(steps * strength) steps; make sure that is at least one.
             steps = max(steps, math.ceil(1 / strength))
             total = max(1, min(steps, int(steps * strength)))
-        pipe.scheduler = self._scheduler_for(pipe, request.scheduler)
+        pipe.scheduler = self._scheduler_for(pipe, first.scheduler)
 
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -188,32 +221,40 @@ class DiffusionEngine:
                 raise stop
             return tensors
 
-        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in request.seeds()]
+        seeds = [seed for request in requests for seed in request.seeds()]
         common: dict[str, Any] = {
-            "prompt": [request.prompt] * request.count,
-            "negative_prompt": [request.negative_prompt] * request.count if request.negative_prompt else None,
+            "prompt": [r.prompt for r in requests for _ in range(r.count)],
+            # "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
+            "negative_prompt": [r.negative_prompt for r in requests for _ in range(r.count)],
             "num_inference_steps": steps,
-            "guidance_scale": request.guidance,
-            "generator": generators,
+            "guidance_scale": first.guidance,
+            "generator": [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
             "callback_on_step_end": step_end,
             "output_type": "pil",
         }
-        if request.kind == "txt2img":
-            result = pipe(width=request.width, height=request.height, **common)
-        else:
-            assert init_image is not None
-            source = init_image.convert("RGB")
+        if first.kind == "txt2img":
+            result = pipe(width=first.width, height=first.height, **common)
+            return list(result.images)
+        sources: list[Image.Image] = []
+        for request, image in zip(requests, init_images, strict=True):
+            assert image is not None
+            source = image.convert("RGB")
             if source.size != (request.width, request.height):
                 source = source.resize((request.width, request.height), Image.Resampling.LANCZOS)
-            large = request.width * request.height > 1024 * 1024
+            sources.extend([source] * request.count)
+        large = first.width * first.height > 1024 * 1024
+        if large:
+            pipe.vae.enable_tiling()
+        try:
+            result = pipe(image=sources, strength=first.strength, **common)
+        finally:
             if large:
-                pipe.vae.enable_tiling()
-            try:
-                result = pipe(image=[source] * request.count, strength=request.strength, **common)
-            finally:
-                if large:
-                    pipe.vae.disable_tiling()
+                pipe.vae.disable_tiling()
         return list(result.images)
+
+    def preview_png(self, latents: Any, max_side: int = 160) -> bytes:
+        """A small PNG of the first image's current latents (cheap; see :mod:`generation.previews`)."""
+        return self.previewer.render_png(latents, max_side=max_side)
 
     def release_memory(self) -> None:
         """Give cached GPU memory back after a failure (out of memory, say)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
+import contextlib
 import logging
 import threading
 import time
@@ -41,6 +41,17 @@ class Engine(Protocol):
         should_stop: Callable[[], JobStopped | None] | None = None,
     ) -> list[Image.Image]: ...
 
+    def run_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        *,
+        on_step: Callable[[int, int, Any], None] | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[list[Image.Image]]: ...
+
+    def preview_png(self, latents: Any, max_side: int = 160) -> bytes: ...
+
     def release_memory(self) -> None: ...
 
 
@@ -53,7 +64,8 @@ class Progress:
     total: int
     elapsed_s: float
     device: str
-    latents: Any = None
+    #: A small PNG of the image so far, at most every ``preview_interval_s``; else None.
+    preview_png: bytes | None = None
 
 
 @dataclass(eq=False)
@@ -72,8 +84,11 @@ class QueuedJob:
     enqueued_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     device: str | None = None
+    #: Index of the worker (engine) that ran the job.
+    worker: int | None = None
     _stop: JobStopped | None = None
     _deadline: float | None = None
+    _last_preview: float = 0.0
 
     def stop_reason(self) -> JobStopped | None:
         """Asked by the pipeline after each step: why the job must stop now, if it must."""
@@ -85,7 +100,7 @@ class QueuedJob:
 
 
 class JobQueue:
-    """Round-robin job queue with one worker thread per engine."""
+    """Round-robin job queue with one worker thread per engine, batching compatible jobs."""
 
     def __init__(
         self,
@@ -94,6 +109,8 @@ class JobQueue:
         max_pending_per_user: int = 10,
         max_pending_total: int = 200,
         job_timeout_s: float | None = None,
+        max_batch_images: int = 1,
+        preview_interval_s: float | None = None,
     ) -> None:
         if not engines:
             raise ValueError("the queue needs at least one engine")
@@ -101,13 +118,25 @@ class JobQueue:
         self.max_pending_per_user = max_pending_per_user
         self.max_pending_total = max_pending_total
         self.job_timeout_s = job_timeout_s
+        self.max_batch_images = max_batch_images
+        self.preview_interval_s = preview_interval_s
         self._cond = threading.Condition()
         #: Pending jobs per user; the dict's order is the round-robin rotation.
         self._pending: collections.OrderedDict[int, collections.deque[QueuedJob]] = collections.OrderedDict()
         self._running: dict[int, QueuedJob] = {}
+        self._batches: dict[int, list[QueuedJob]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Seconds per denoising step per image, smoothed over recent steps (for ETAs).
+        self._step_seconds: float | None = None
+        #: Called on the event loop whenever jobs start or leave (to refresh places in the queue).
+        self.on_change: Callable[[], None] | None = None
+
+    @property
+    def workers(self) -> int:
+        """How many engines (devices) run jobs side by side."""
+        return len(self._engines)
 
     # -- the event-loop side -------------------------------------------------------------------
 
@@ -116,7 +145,7 @@ class JobQueue:
         self._loop = asyncio.get_running_loop()
         for index, engine in enumerate(self._engines):
             thread = threading.Thread(
-                target=self._work, args=(engine,), name=f"gpu-worker-{index}-{engine.device}", daemon=True
+                target=self._work, args=(index, engine), name=f"gpu-worker-{index}-{engine.device}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -159,7 +188,10 @@ class JobQueue:
     def order(self) -> list[QueuedJob]:
         """Pending jobs in the order the workers will take them."""
         with self._cond:
-            queues = [list(jobs) for jobs in self._pending.values()]
+            return self._order_locked()
+
+    def _order_locked(self) -> list[QueuedJob]:
+        queues = [list(jobs) for jobs in self._pending.values()]
         ordered: list[QueuedJob] = []
         for depth in range(max((len(q) for q in queues), default=0)):
             ordered.extend(q[depth] for q in queues if depth < len(q))
@@ -175,6 +207,22 @@ class JobQueue:
                 return index + 1
         return None
 
+    def estimate_wait_s(self, job_id: int) -> float | None:
+        """Seconds until the job starts, from recently measured step times; None before any measure."""
+        if self._step_seconds is None:
+            return None
+        per_step = self._step_seconds
+        with self._cond:
+            ahead = 0.0
+            for job in self._running.values():
+                done = (time.monotonic() - (job.started_at or time.monotonic())) / per_step / job.request.count
+                ahead += max(job.request.steps - done, 0) * job.request.count
+            for job in self._order_locked():
+                if job.job_id == job_id:
+                    return ahead * per_step / self.workers
+                ahead += job.request.steps * job.request.count
+        return None
+
     def running(self) -> list[QueuedJob]:
         """Jobs on a GPU now."""
         with self._cond:
@@ -188,10 +236,17 @@ class JobQueue:
             return sum(len(jobs) for jobs in self._pending.values())
 
     def cancel(self, job_id: int) -> bool:
-        """Cancel a job: a queued one leaves at once, a running one stops at its next step."""
+        """Cancel a job: a queued one leaves at once, a running one stops at its next step.
+
+        A job cancelled inside a batch is answered at once; the rest of the batch goes on.
+        """
         with self._cond:
             if job_id in self._running:
-                self._running[job_id]._stop = JobCancelled("cancelled")
+                job = self._running[job_id]
+                job._stop = JobCancelled("cancelled")
+                batch = self._batches.get(job_id, [job])
+                if any(other._stop is None for other in batch):
+                    self._resolve(job, exception=job._stop)
                 return True
             for user_id, jobs in self._pending.items():
                 for job in jobs:
@@ -200,6 +255,7 @@ class JobQueue:
                         if not jobs:
                             del self._pending[user_id]
                         self._resolve(job, exception=JobCancelled("cancelled"))
+                        self._changed()
                         return True
         return False
 
@@ -224,70 +280,143 @@ class JobQueue:
 
     # -- the worker side -----------------------------------------------------------------------
 
-    def _take(self) -> QueuedJob | None:
+    def _take(self) -> list[QueuedJob]:
+        """Block until there is work; return the next job plus compatible ones to batch with it."""
         with self._cond:
             while not self._pending and not self._closing:
                 self._cond.wait()
             if self._closing:
-                return None
+                return []
             user_id, jobs = next(iter(self._pending.items()))
-            job = jobs.popleft()
+            first = jobs.popleft()
             del self._pending[user_id]
             if jobs:
                 self._pending[user_id] = jobs  # to the back of the rotation
-            self._running[job.job_id] = job
-            return job
+            batch = [first]
+            images = first.request.count
+            if first.init_image is None and first.request.kind == "txt2img":
+                key = first.request.batch_key()
+                for candidate in self._order_locked():
+                    if images + candidate.request.count > self.max_batch_images:
+                        continue
+                    if candidate.request.kind == "txt2img" and candidate.request.batch_key() == key:
+                        self._remove_pending(candidate)
+                        batch.append(candidate)
+                        images += candidate.request.count
+            for job in batch:
+                self._running[job.job_id] = job
+                self._batches[job.job_id] = batch
+            return batch
 
-    def _work(self, engine: Engine) -> None:
+    def _remove_pending(self, job: QueuedJob) -> None:
+        jobs = self._pending[job.user_id]
+        jobs.remove(job)
+        if not jobs:
+            del self._pending[job.user_id]
+
+    def _work(self, index: int, engine: Engine) -> None:
         while True:
-            job = self._take()
-            if job is None:
+            batch = self._take()
+            if not batch:
                 return
-            job.started_at = time.monotonic()
-            job.device = engine.device
-            if self.job_timeout_s:
-                job._deadline = job.started_at + self.job_timeout_s
-            self._call_on_loop(job.on_start, job)
             try:
-                images = engine.run(
-                    job.request,
-                    init_image=job.init_image,
-                    on_step=functools.partial(self._report, job),
-                    should_stop=job.stop_reason,
-                )
-            except JobStopped as stopped:
-                self._resolve(job, exception=stopped)
-            except BaseException as error:  # any pipeline fault fails this job only
-                log.exception("job %s failed on %s", job.job_id, engine.device)
-                try:
-                    engine.release_memory()
-                except Exception:
-                    log.exception("releasing GPU memory failed")
-                self._resolve(job, exception=error)
-            else:
-                self._resolve(job, result=images)
+                self._run(index, engine, batch)
             finally:
                 with self._cond:
-                    self._running.pop(job.job_id, None)
+                    for job in batch:
+                        self._running.pop(job.job_id, None)
+                        self._batches.pop(job.job_id, None)
+                self._changed()
 
-    def _report(self, job: QueuedJob, step: int, total: int, latents: Any) -> None:
-        if job.on_progress is None:
-            return
-        assert job.started_at is not None
-        progress = Progress(
-            job_id=job.job_id,
-            step=step,
-            total=total,
-            elapsed_s=time.monotonic() - job.started_at,
-            device=job.device or "",
-            latents=latents,
-        )
-        self._call_on_loop(job.on_progress, progress)
+    def _run(self, index: int, engine: Engine, batch: list[QueuedJob]) -> None:
+        started = time.monotonic()
+        for job in batch:
+            job.started_at = started
+            job.device = engine.device
+            job.worker = index
+            if self.job_timeout_s:
+                job._deadline = started + self.job_timeout_s
+            self._call_on_loop(job.on_start, job)
+        self._changed()
+        images_in_batch = sum(job.request.count for job in batch)
+        last_step = started
+
+        def on_step(step: int, total: int, latents: Any) -> None:
+            nonlocal last_step
+            now = time.monotonic()
+            self._measure(now - last_step, images_in_batch)
+            last_step = now
+            self._report(engine, batch, step, total, latents)
+
+        def should_stop() -> JobStopped | None:
+            reasons = [job.stop_reason() for job in batch]
+            return reasons[0] if all(reason is not None for reason in reasons) else None
+
+        try:
+            results = engine.run_batch(
+                [job.request for job in batch],
+                [job.init_image for job in batch],
+                on_step=on_step,
+                should_stop=should_stop,
+            )
+        except JobStopped as stopped:
+            for job in batch:
+                self._resolve(job, exception=job.stop_reason() or stopped)
+        except BaseException as error:  # any pipeline fault fails these jobs only
+            log.exception("job(s) %s failed on %s", [job.job_id for job in batch], engine.device)
+            try:
+                engine.release_memory()
+            except Exception:
+                log.exception("releasing GPU memory failed")
+            for job in batch:
+                self._resolve(job, exception=error)
+        else:
+            for job, images in zip(batch, results, strict=True):
+                stop = job.stop_reason()
+                if stop is not None:
+                    self._resolve(job, exception=stop)
+                else:
+                    self._resolve(job, result=images)
+
+    def _measure(self, seconds: float, images: int) -> None:
+        per_image = seconds / max(images, 1)
+        previous = self._step_seconds
+        self._step_seconds = per_image if previous is None else 0.8 * previous + 0.2 * per_image
+
+    def _report(self, engine: Engine, batch: list[QueuedJob], step: int, total: int, latents: Any) -> None:
+        now = time.monotonic()
+        offset = 0
+        for job in batch:
+            count = job.request.count
+            if job.on_progress is not None and job._stop is None:
+                preview: bytes | None = None
+                interval = self.preview_interval_s
+                if interval is not None and latents is not None and now - job._last_preview >= interval:
+                    job._last_preview = now
+                    try:
+                        preview = engine.preview_png(latents[offset : offset + 1])
+                    except Exception:
+                        log.exception("rendering a preview failed")
+                progress = Progress(
+                    job_id=job.job_id,
+                    step=step,
+                    total=total,
+                    elapsed_s=now - (job.started_at or now),
+                    device=job.device or "",
+                    preview_png=preview,
+                )
+                self._call_on_loop(job.on_progress, progress)
+            offset += count
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self._call_on_loop(lambda _: self.on_change and self.on_change(), None)
 
     def _call_on_loop(self, callback: Callable[[Any], None] | None, argument: Any) -> None:
         if callback is None or self._loop is None or self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(callback, argument)
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            self._loop.call_soon_threadsafe(callback, argument)
 
     def _resolve(
         self, job: QueuedJob, *, result: list[Image.Image] | None = None, exception: BaseException | None = None
@@ -304,4 +433,5 @@ class JobQueue:
             else:
                 future.set_result(result or [])
 
-        loop.call_soon_threadsafe(settle)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)
