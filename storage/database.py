@@ -137,6 +137,10 @@ MIGRATIONS: Sequence[str] = (
         settings_json  TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: when posting a job's result began, so a restart can tell whether it may already be posted.
+    """
+    ALTER TABLE jobs ADD COLUMN delivery_started_at REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -37,6 +37,7 @@ class JobRecord:
     finished_at: float | None
     attempts: int
     error: str | None
+    delivery_started_at: float | None = None
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> JobRecord:
@@ -140,6 +141,11 @@ class JobRepository:
                 "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                 (status, time.time(), error, job_id),
             )
+
+    async def mark_delivering(self, job_id: int) -> None:
+        """Posting the result starts now (a restart after this looks for the posted result first)."""
+        async with transaction(self._db):
+            await self._db.execute("UPDATE jobs SET delivery_started_at = ? WHERE id = ?", (time.time(), job_id))
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the message that shows the job's progress."""
