@@ -275,13 +275,6 @@ def measure_text(text: str, path: Path, size: int) -> MeasuredText:
     return MeasuredText(font, paragraphs, widths, font.getlength(" "))
 
 
-def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
-    """Greedy word wrap of ``text`` to ``max_width`` px in ``font``; newlines kept; long words cut."""
-    paragraphs = tuple(tuple(p.split()) for p in text.split("\n") if p.strip())
-    widths = tuple(tuple(font.getlength(word) for word in words) for words in paragraphs)
-    return MeasuredText(font, paragraphs, widths, font.getlength(" ")).wrap(max_width)
-
-
 def _block(lines: Sequence[str], path: Path, size: int, anchor: Literal["la", "ma"],
            spacing: float) -> TextBlock:
     font = load_font(path, size)
@@ -317,7 +310,7 @@ def fit_rectangle(text: str, max_size: tuple[int, int], *, path: Path, sizes: tu
             continue
         pitch = round(size * style.line_spacing)
         max_lines = int((max_h - 2 * pad_y - size) // pitch) + 1
-        wraps = _balanced_wraps(measure_text(text, path, size), inner_w, max_lines)
+        wraps = _balanced_wraps(measure_text(text, path, size), inner_w, max_lines, fewest_only=True)
         if not wraps:
             continue
         lines = wraps[0]  # the fewest lines, evened out
@@ -362,16 +355,21 @@ def corner_radius(shape_box: Box, font_size: int) -> int:
     return max(1, min((shape_box[3] - shape_box[1]) // 2, 2 * font_size))
 
 
-def _balanced_wraps(measured: MeasuredText, widest: float, max_lines: int) -> list[list[str]]:
+def _balanced_wraps(measured: MeasuredText, widest: float, max_lines: int, *,
+                    fewest_only: bool = False) -> list[list[str]]:
     """For each line count from the fewest possible up to ``max_lines``, the most even wrap.
 
     The narrowest width that still gives that many lines evens out the line lengths, so a
-    lone last word does not dangle under a long line.
+    lone last word does not dangle under a long line. Empty when even the fewest lines are
+    more than ``max_lines``; ``fewest_only`` stops after the first.
     """
-    floor = min(math.ceil(measured.longest_word), math.floor(widest))
+    floor = math.ceil(measured.longest_word)
+    if floor > widest:  # a word has to be cut anyway: let balancing cut it shorter
+        floor = math.floor(widest / 2)
     wraps: list[list[str]] = []
     fewest = len(measured.wrap(widest))
-    for count in range(fewest, max_lines + 1):
+    last = fewest if fewest_only else max_lines
+    for count in range(fewest, min(last, max_lines) + 1):
         low, high = floor, math.floor(widest)
         while low < high:
             mid = (low + high) // 2
@@ -485,6 +483,7 @@ def _too_long(kind: TextKind, region: tuple[int, int], style: LetteringStyle) ->
                    "shorten it or split it over two panels.")
     else:
         message = f"The title is too long for the title banner (max about {about} characters); shorten it."
+    log.debug("%s does not fit %s px (about %d characters would)", kind, region, max_chars)
     return TextDoesNotFit(kind, message, max_chars=max_chars)
 
 
@@ -672,7 +671,7 @@ def _fit_title(text: str, region: tuple[int, int], style: LetteringStyle) -> Tex
         measured = measure_text(text, style.bold_font, size)
         if measured.total_width > 2 * max_w:
             continue
-        wraps = _balanced_wraps(measured, max_w, 2)
+        wraps = _balanced_wraps(measured, max_w, 2, fewest_only=True)
         if not wraps:  # needs more than two lines
             continue
         lines = wraps[0]  # the fewest lines, evenly split

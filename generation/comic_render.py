@@ -30,6 +30,7 @@ from generation.comic_layout import (
     layout_comic,
 )
 from generation.comic_lettering import (
+    SPEAKER_SIDES,
     LetteringStyle,
     PlacedText,
     ShapeName,
@@ -138,6 +139,9 @@ def _check_inputs(title: str, panels: Sequence[PanelArt], page_size: tuple[int, 
             raise TypeError(f"panels[{i}] must be a PanelArt, got {type(panel).__name__}")
         if panel.image.width < 1 or panel.image.height < 1:
             raise ValueError(f"panels[{i}].image is empty ({panel.image.size})")
+        if panel.speaker_side not in SPEAKER_SIDES:
+            raise ValueError(f"panels[{i}].speaker_side must be one of {', '.join(SPEAKER_SIDES)}; "
+                             f"got {panel.speaker_side!r}")
     if len(page_size) != 2 or min(page_size) < 300:
         raise ValueError(f"page_size must be (width, height) of at least 300 px each, got {page_size!r}")
 
