@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -34,23 +35,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(settings: Settings) -> None:
     """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
     from bot.bot import ArtBot
-    from generation.engine import DiffusionEngine
-    from generation.queue import JobQueue
+    from generation.workers import build_queue, load_engines
     from storage import Storage
 
     storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
     try:
-        engine = DiffusionEngine(settings.model.id, device=settings.model.device, dtype=settings.model.dtype)
-        log.info("loading model %s on %s...", settings.model.id, engine.device)
-        await asyncio.to_thread(engine.load)
-        log.info("model loaded: %s, native size %d px", engine.model_name, engine.native_size)
-        queue = JobQueue(
-            [engine],
-            max_pending_per_user=settings.queue.max_pending_per_user,
-            max_pending_total=settings.queue.max_pending_total,
-            job_timeout_s=settings.queue.job_timeout_s,
+        model = settings.model
+        engines = await load_engines(
+            model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder
         )
-        bot = ArtBot(settings, storage=storage, queue=queue, model=engine)
+        queue = build_queue(engines, **dataclasses.asdict(settings.queue))
+        bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

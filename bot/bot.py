@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.discord_endpoints import use_endpoints
 from bot.errors import on_app_command_error
 from bot.job_runner import JobRunner, ModelInfo
+from bot.views import DYNAMIC_ITEMS
 from generation.queue import JobQueue
 from storage import Storage
 
@@ -57,6 +58,7 @@ class ArtBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, start the GPU workers and re-queue unfinished jobs."""
         self.tree.error(on_app_command_error)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()

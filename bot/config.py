@@ -48,6 +48,14 @@ class ModelSettings:
     id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     device: str = "auto"
     dtype: str = "auto"
+    #: Several GPUs: one worker (and one copy of the pipeline) per device; empty means just ``device``.
+    devices: tuple[str, ...] = ()
+    #: An AutoencoderTiny (hub id or folder) for sharper previews; empty: the free latent projection.
+    preview_decoder: str = ""
+
+    def all_devices(self) -> tuple[str, ...]:
+        """The devices to start a worker on."""
+        return self.devices or (self.device,)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,10 @@ class QueueSettings:
     max_pending_per_user: int = 10
     max_pending_total: int = 200
     job_timeout_s: float = 600.0
+    #: Compatible queued jobs (same size, steps, guidance, scheduler) run as one call, up to this many images.
+    max_batch_images: int = 4
+    #: Seconds between preview images on a running job's status message; 0 turns previews off.
+    preview_interval_s: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -152,8 +164,11 @@ def _check(settings: Settings) -> None:
         raise ConfigError("discord.progress_interval_s", "must be at least 1.0 (Discord's rate limits)")
     if not m.id.strip():
         raise ConfigError("model.id", "must name a hub model, a local folder or a .safetensors file")
-    if m.device != "auto" and not (m.device in ("cpu", "cuda", "mps") or m.device.startswith("cuda:")):
-        raise ConfigError("model.device", f"must be auto, cpu, cuda, cuda:N or mps, not {m.device!r}")
+    for key, device in [("model.device", m.device)] + [(f"model.devices[{i}]", d) for i, d in enumerate(m.devices)]:
+        if device != "auto" and not (device in ("cpu", "cuda", "mps") or device.startswith("cuda:")):
+            raise ConfigError(key, f"must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
+    if len(set(m.devices)) != len(m.devices):
+        raise ConfigError("model.devices", "lists a device twice")
     if m.dtype not in ("auto", "float16", "bfloat16", "float32"):
         raise ConfigError("model.dtype", f"must be auto, float16, bfloat16 or float32, not {m.dtype!r}")
     if q.max_pending_per_user < 1:
@@ -162,6 +177,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("queue.max_pending_total", "must be at least queue.max_pending_per_user")
     if q.job_timeout_s <= 0:
         raise ConfigError("queue.job_timeout_s", "must be positive")
+    if not 1 <= q.max_batch_images <= 16:
+        raise ConfigError("queue.max_batch_images", "must be between 1 and 16")
+    if q.preview_interval_s != 0 and q.preview_interval_s < 1:
+        raise ConfigError("queue.preview_interval_s", "must be 0 (off) or at least 1 second")
 
 
 def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

@@ -24,11 +24,26 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def queued_text(request: GenerationRequest, position: int | None, *, restarted: bool = False) -> str:
-    """The status line of a job waiting for the GPU."""
+def queued_text(
+    request: GenerationRequest, position: int | None, *, restarted: bool = False, eta_s: float | None = None
+) -> str:
+    """The status line of a job waiting for the GPU: its place and, once measured, when it starts."""
     head = "♻️ Back after a restart" if restarted else "⏳ Queued"
     place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
+    if eta_s is not None and position not in (None, 0):
+        place += f", starts in about {_duration(eta_s)}"
     return shorten(f"{head}: **{shorten(request.prompt, 200)}** ({place})", CONTENT_MAX)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
+def job_footer_prefix(job_id: int) -> str:
+    """How a result's embed footer starts; a restart finds already-posted results by it."""
+    return f"Job {job_id} ·"
 
 
 def progress_text(request: GenerationRequest, progress: Progress) -> str:
@@ -68,7 +83,7 @@ def result_embed(
     if request.negative_prompt:
         embed.add_field(name="Negative", value=shorten(request.negative_prompt, EMBED_FIELD_MAX), inline=False)
     embed.set_image(url=f"attachment://{image_filename}")
-    embed.set_footer(text=f"Job {job_id} · {REROLL} re-roll · {UPSCALE} upscale 2x")
+    embed.set_footer(text=f"{job_footer_prefix(job_id)} {REROLL} re-roll · {UPSCALE} upscale 2x")
     return embed
 
 

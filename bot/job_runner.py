@@ -14,7 +14,7 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import discord
@@ -22,6 +22,7 @@ from PIL import Image
 
 from bot import embeds
 from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
+from bot.views import CANCEL_EMOJI, cancel_view
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
 from generation.queue import JobQueue, Progress, QueuedJob
 from generation.request import GenerationRequest
@@ -49,6 +50,14 @@ class ModelInfo(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What happened to a cancel request, and what to tell the member if it was refused."""
+
+    accepted: bool
+    message: str = ""
+
+
 @dataclass
 class _Tracked:
     """A job the runner follows: its row, request, outlet and throttled status edits."""
@@ -56,11 +65,13 @@ class _Tracked:
     record: JobRecord
     request: GenerationRequest
     outlet: JobOutlet
+    view: discord.ui.View | None = None
     last_edit: float = 0.0
+    last_text: str = ""
+    known_status_id: int | None = None
     edit_task: asyncio.Task[None] | None = None
     started: float | None = None
     finished: bool = False
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class JobRunner:
@@ -83,6 +94,9 @@ class JobRunner:
         self._tracked: dict[int, _Tracked] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._positions_dirty = False
+        self._refresher: asyncio.Task[None] | None = None
+        queue.on_change = self._queue_changed
         #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
         #: hook in here (the comic cog links a panel to its image, for example).
         self.on_result: list[Callable[[JobRecord, int], Awaitable[None]]] = []
@@ -94,7 +108,10 @@ class JobRunner:
     ) -> int:
         """Hand a recorded job to the queue and start following it; return its place in the queue."""
         init_image = await self._load_init_image(request)
-        tracked = _Tracked(record=record, request=request, outlet=outlet)
+        tracked = _Tracked(
+            record=record, request=request, outlet=outlet, view=cancel_view(record.id),
+            known_status_id=record.status_message_id,
+        )
         job = QueuedJob(
             job_id=record.id,
             user_id=record.requester_id,
@@ -115,6 +132,8 @@ class JobRunner:
         records = await self.storage.jobs.active()
         for record in records:
             await self.storage.jobs.mark_queued(record.id)
+            if record.delivery_started_at is not None and await self._already_posted(record):
+                continue
             request = GenerationRequest.from_json(record.request_json)
             outlet = self.outlet_for(record)
             outlet.set_status_message(record.status_message_id, via_webhook=isinstance(outlet, InteractionOutlet))
@@ -123,7 +142,8 @@ class JobRunner:
             except FileNotFoundError as error:
                 await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
                 continue
-            self._spawn(self._show(self._tracked[record.id], embeds.queued_text(request, position, restarted=True)))
+            tracked = self._tracked[record.id]
+            self._spawn(self._show(tracked, embeds.queued_text(request, position, restarted=True)))
         if records:
             log.info("re-queued %d unfinished job(s) from the last run", len(records))
         return len(records)
@@ -141,9 +161,31 @@ class JobRunner:
             )
         return ChannelOutlet(self.client, channel_id=record.channel_id, requester_id=record.requester_id)
 
+    async def request_cancel(self, job_id: int, *, user_id: int, moderator: bool) -> CancelOutcome:
+        """Cancel a job for a member: its requester, or a moderator (Manage Messages)."""
+        tracked = self._tracked.get(job_id)
+        if tracked is None:
+            return CancelOutcome(False, "This job has already finished.")
+        if user_id != tracked.record.requester_id and not moderator:
+            return CancelOutcome(False, "Only the member who asked for this job, or a moderator, can cancel it.")
+        if not self.queue.cancel(job_id):
+            return CancelOutcome(False, "This job has already finished.")
+        log.info("job %s cancelled by %s", job_id, user_id)
+        return CancelOutcome(True)
+
+    async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
+        """Record a job's status message (for ❌ after a restart) and seed it with the ❌ reaction."""
+        await self.storage.jobs.set_status_message(job_id, message_id)
+        await self.storage.messages.add(
+            message_id=message_id, channel_id=channel_id, guild_id=guild_id, job_id=job_id, kind="status"
+        )
+        await self._add_reactions(channel_id, message_id, (CANCEL_EMOJI,))
+
     async def close(self, timeout_s: float = 30.0) -> None:
         """Stop the GPU work (the running job is re-queued in the database) and wait for followers."""
         self._closing = True
+        if self._refresher is not None:
+            self._refresher.cancel()
         await self.queue.close()
         if self._followers:
             await asyncio.wait(set(self._followers), timeout=timeout_s)
@@ -166,21 +208,50 @@ class JobRunner:
         if tracked.edit_task is not None and not tracked.edit_task.done():
             return
         tracked.last_edit = now
-        tracked.edit_task = asyncio.create_task(self._show(tracked, embeds.progress_text(tracked.request, progress)))
+        text = embeds.progress_text(tracked.request, progress)
+        tracked.edit_task = asyncio.create_task(self._show(tracked, text, preview=progress.preview_png))
 
-    async def _show(self, tracked: _Tracked, text: str) -> None:
+    def _queue_changed(self) -> None:
+        """Jobs started or left: refresh the places of the waiting ones (at most once an interval)."""
+        self._positions_dirty = True
+        if self._closing or (self._refresher is not None and not self._refresher.done()):
+            return
+        self._refresher = asyncio.create_task(self._refresh_positions(), name="queue-positions")
+
+    async def _refresh_positions(self) -> None:
+        while self._positions_dirty and not self._closing:
+            self._positions_dirty = False
+            await asyncio.sleep(self.progress_interval_s)
+            for tracked in list(self._tracked.values()):
+                if tracked.started is not None or tracked.finished:
+                    continue
+                position = self.queue.position(tracked.record.id)
+                if position is None or position == 0:
+                    continue
+                eta = self.queue.estimate_wait_s(tracked.record.id)
+                text = embeds.queued_text(tracked.request, position, eta_s=eta)
+                busy = tracked.edit_task is not None and not tracked.edit_task.done()
+                if text != tracked.last_text and not busy:
+                    tracked.edit_task = asyncio.create_task(self._show(tracked, text))
+
+    async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
+        tracked.last_text = text
         try:
-            await tracked.outlet.show_status(text)
-            if tracked.outlet.status_message_id is not None and tracked.record.status_message_id is None:
-                await self.storage.jobs.set_status_message(tracked.record.id, tracked.outlet.status_message_id)
+            await tracked.outlet.show_status(text, view=tracked.view, preview=preview, final=final)
         except discord.HTTPException as error:
             log.warning("could not update the status of job %s: %s", tracked.record.id, error)
+            return
+        message_id = tracked.outlet.status_message_id
+        if message_id is not None and message_id != tracked.known_status_id:
+            tracked.known_status_id = message_id
+            record = tracked.record
+            await self.remember_status(record.id, message_id, record.channel_id, record.guild_id)
 
     async def _final_status(self, tracked: _Tracked, text: str) -> None:
         tracked.finished = True
         if tracked.edit_task is not None:
             await asyncio.gather(tracked.edit_task, return_exceptions=True)
-        await self._show(tracked, text)
+        await self._show(tracked, text, final=True)
 
     async def _follow(self, tracked: _Tracked, future: asyncio.Future[list[Image.Image]]) -> None:
         record = tracked.record
@@ -236,12 +307,9 @@ class JobRunner:
             request, model_name=self.model.model_name, job_id=record.id,
             requester_id=record.requester_id, image_filename=names[0],
         )
+        await self.storage.jobs.mark_delivering(record.id)
         posted = await self._post_with_retries(tracked, embed, encoded, names)
-        await self.storage.messages.add(
-            message_id=posted.message_id, channel_id=posted.channel_id, guild_id=record.guild_id,
-            job_id=record.id, kind="result", image_ids=[row.id for row in rows],
-        )
-        await self.storage.jobs.finish(record.id, "done")
+        await self._record_result(record, posted.message_id, posted.channel_id, [row.id for row in rows])
         took = time.monotonic() - (tracked.started or time.monotonic())
         await self._final_status(tracked, embeds.done_text(request, took))
         await self._add_reactions(posted.channel_id, posted.message_id, embeds.RESULT_REACTIONS)
@@ -250,6 +318,32 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    async def _record_result(self, record: JobRecord, message_id: int, channel_id: int, image_ids: list[int]) -> None:
+        await self.storage.messages.add(
+            message_id=message_id, channel_id=channel_id, guild_id=record.guild_id,
+            job_id=record.id, kind="result", image_ids=image_ids,
+        )
+        await self.storage.jobs.finish(record.id, "done")
+
+    async def _already_posted(self, record: JobRecord) -> bool:
+        """After a crash mid-post: find the job's result in the channel, so it is never posted twice."""
+        images = await self.storage.images.for_job(record.id)
+        if not images or self.client.user is None:
+            return False
+        footer = embeds.job_footer_prefix(record.id)
+        channel = self.client.get_partial_messageable(record.channel_id)
+        try:
+            async for message in channel.history(limit=100):
+                if message.author.id != self.client.user.id or not message.embeds:
+                    continue
+                if (message.embeds[0].footer.text or "").startswith(footer):
+                    await self._record_result(record, message.id, record.channel_id, [i.id for i in images])
+                    log.info("job %s was posted before the restart (message %s)", record.id, message.id)
+                    return True
+        except discord.HTTPException as error:
+            log.warning("could not read channel %s to check job %s: %s", record.channel_id, record.id, error)
+        return False
 
     async def _post_with_retries(
         self, tracked: _Tracked, embed: discord.Embed, payloads: list[bytes], names: list[str]

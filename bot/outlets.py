@@ -11,9 +11,11 @@ same outlet it had.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 
@@ -30,6 +32,40 @@ class PostedRef:
 
     message_id: int
     channel_id: int
+
+
+@dataclass(frozen=True)
+class StatusEdit:
+    """One change to a status message."""
+
+    text: str
+    view: discord.ui.View | None
+    preview: bytes | None
+    final: bool
+
+    def _files(self) -> list[discord.File]:
+        if self.preview is None:
+            return []
+        return [discord.File(io.BytesIO(self.preview), filename="preview.png")]
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """Arguments for a new message."""
+        kwargs: dict[str, Any] = {"files": self._files()}
+        if self.view is not None:
+            kwargs["view"] = self.view
+        return kwargs
+
+    def edit_kwargs(self) -> dict[str, Any]:
+        """Arguments for editing the message: the view stays unless final; a preview replaces the last."""
+        kwargs: dict[str, Any] = {"content": self.text}
+        if self.final:
+            kwargs["view"] = None
+            kwargs["attachments"] = []
+        elif self.view is not None:
+            kwargs["view"] = self.view
+        if self.preview is not None:
+            kwargs["attachments"] = self._files()
+        return kwargs
 
 
 class JobOutlet:
@@ -53,17 +89,24 @@ class JobOutlet:
         """Wait until the first response exists, so no edit races ahead of it."""
         await self._ready.wait()
 
-    async def show_status(self, text: str) -> None:
-        """Create or edit the status message."""
+    async def show_status(
+        self, text: str, *, view: discord.ui.View | None = None, preview: bytes | None = None, final: bool = False
+    ) -> None:
+        """Create or edit the status message.
+
+        ``view`` (the Cancel button) is shown while the job is alive; ``final`` removes it (and
+        any preview). ``preview`` replaces the message's attachment with a small PNG.
+        """
         await self.wait_ready()
+        edit = StatusEdit(text=text, view=None if final else view, preview=preview, final=final)
         if self.status_message_id is None:
-            message = await self._channel().send(text, allowed_mentions=NO_PINGS)
+            message = await self._channel().send(text, allowed_mentions=NO_PINGS, **edit.send_kwargs())
             self.status_message_id = message.id
             return
         if self._status_in_webhook:
-            await self._edit_via_webhook(self.status_message_id, text)
+            await self._edit_via_webhook(self.status_message_id, edit)
             return
-        await self._channel().get_partial_message(self.status_message_id).edit(content=text)
+        await self._channel().get_partial_message(self.status_message_id).edit(**edit.edit_kwargs())
 
     async def post_result(
         self, *, embed: discord.Embed, files: list[discord.File], mention: bool = True
@@ -75,7 +118,7 @@ class JobOutlet:
         message = await self._channel().send(content=content, embed=embed, files=files, allowed_mentions=allowed)
         return PostedRef(message.id, message.channel.id)
 
-    async def _edit_via_webhook(self, message_id: int, text: str) -> None:
+    async def _edit_via_webhook(self, message_id: int, edit: StatusEdit) -> None:
         raise NotImplementedError
 
     def _channel(self) -> discord.PartialMessageable:
@@ -109,10 +152,10 @@ class InteractionOutlet(JobOutlet):
         """Whether the interaction token can still be used."""
         return not self._token_dead and time.time() - self._issued_at < INTERACTION_TOKEN_LIFETIME_S
 
-    async def _edit_via_webhook(self, message_id: int, text: str) -> None:
+    async def _edit_via_webhook(self, message_id: int, edit: StatusEdit) -> None:
         if self.token_valid:
             try:
-                await self._webhook.edit_message(message_id, content=text, allowed_mentions=NO_PINGS)
+                await self._webhook.edit_message(message_id, allowed_mentions=NO_PINGS, **edit.edit_kwargs())
                 return
             except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
                 if not _token_expired(error):
@@ -122,7 +165,7 @@ class InteractionOutlet(JobOutlet):
         # An expired token cannot edit the interaction's message; the bot can't either (it is
         # the interaction's). Post a new status message in the channel instead.
         self._status_in_webhook = False
-        message = await self._channel().send(text, allowed_mentions=NO_PINGS)
+        message = await self._channel().send(edit.text, allowed_mentions=NO_PINGS, **edit.send_kwargs())
         self.status_message_id = message.id
 
     async def post_result(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from bot.bot import ArtBot
 from bot.config import Settings, parse_settings
 from generation.queue import JobQueue
+from generation.workers import build_queue
 from storage import Storage
 from tests.emulator import DiscordEmulator
 
@@ -55,16 +58,17 @@ class RunningBot:
         await self.storage.close()
 
 
-async def start_bot(emulator: DiscordEmulator, engine: Any, settings: Settings) -> RunningBot:
-    """Open storage, build the queue and the bot, connect, and wait until the emulator saw READY."""
+async def start_bot(
+    emulator: DiscordEmulator, engine: Any, settings: Settings, *, engines_extra: Sequence[Any] = ()
+) -> RunningBot:
+    """Open storage, build the queue and the bot, connect, and wait until the emulator saw READY.
+
+    ``engines_extra`` replaces the one engine with several (one worker each), as ``[model] devices`` does.
+    """
     storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
-    queue = JobQueue(
-        [engine],
-        max_pending_per_user=settings.queue.max_pending_per_user,
-        max_pending_total=settings.queue.max_pending_total,
-        job_timeout_s=settings.queue.job_timeout_s,
-    )
-    bot = ArtBot(settings, storage=storage, queue=queue, model=engine, guild_ready_timeout=0.1)
+    engines = list(engines_extra) if engines_extra else [engine]
+    queue = build_queue(engines, **dataclasses.asdict(settings.queue))
+    bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0], guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.discord.token))
     ready = asyncio.create_task(emulator.wait_until_ready(timeout=30))
     done, _ = await asyncio.wait({task, ready}, timeout=40, return_when=asyncio.FIRST_COMPLETED)

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot import embeds
 from bot.errors import reply_ephemeral
 from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet
+from bot.views import CANCEL_EMOJI, cancel_view
 from generation.errors import QueueFull
 from generation.request import (
     SEED_MAX,
@@ -106,7 +107,9 @@ class Imagine(commands.Cog):
         position = await self.bot.runner.enqueue(record, request, outlet, check_caps=False)
         try:
             response = await interaction.response.send_message(
-                embeds.queued_text(request, position), allowed_mentions=discord.AllowedMentions.none()
+                embeds.queued_text(request, position),
+                allowed_mentions=discord.AllowedMentions.none(),
+                view=cancel_view(record.id),
             )
         except discord.HTTPException:
             outlet.set_status_message(None)
@@ -115,14 +118,7 @@ class Imagine(commands.Cog):
         message_id = getattr(response, "message_id", None)
         outlet.set_status_message(message_id, via_webhook=isinstance(outlet, InteractionOutlet))
         if message_id is not None:
-            await self.bot.storage.jobs.set_status_message(record.id, message_id)
-            await self.bot.storage.messages.add(
-                message_id=message_id,
-                channel_id=record.channel_id,
-                guild_id=record.guild_id,
-                job_id=record.id,
-                kind="status",
-            )
+            await self.bot.runner.remember_status(record.id, message_id, record.channel_id, record.guild_id)
 
     # -- reactions ---------------------------------------------------------------------------------
 
@@ -132,6 +128,9 @@ class Imagine(commands.Cog):
         if self.bot.user is None or payload.user_id == self.bot.user.id:
             return
         emoji = str(payload.emoji)
+        if emoji == CANCEL_EMOJI:
+            await self._cancel_by_reaction(payload)
+            return
         if emoji not in embeds.RESULT_REACTIONS:
             return
         posted = await self.bot.storage.messages.get(payload.message_id)
@@ -175,6 +174,30 @@ class Imagine(commands.Cog):
         outlet: JobOutlet = ChannelOutlet(self.bot, channel_id=payload.channel_id, requester_id=payload.user_id)
         outlet.set_status_message(None)
         await self.bot.runner.enqueue(record, request, outlet, check_caps=False)
+
+    async def _cancel_by_reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        """❌ on a status message cancels its job, for the requester or a moderator; others' ❌ are removed."""
+        posted = await self.bot.storage.messages.get(payload.message_id)
+        if posted is None or posted.kind != "status":
+            return
+        outcome = await self.bot.runner.request_cancel(
+            posted.job_id, user_id=payload.user_id, moderator=self._can_moderate(payload)
+        )
+        if not outcome.accepted and payload.member is not None:
+            message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
+            try:
+                await message.remove_reaction(CANCEL_EMOJI, payload.member)
+            except discord.HTTPException as error:
+                log.info("could not remove a refused ❌: %s", error)
+
+    def _can_moderate(self, payload: discord.RawReactionActionEvent) -> bool:
+        """Whether the reacting member may manage messages in that channel."""
+        member = payload.member
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+        channel = guild.get_channel(payload.channel_id) if guild else None
+        if member is None or channel is None:
+            return False
+        return bool(channel.permissions_for(member).manage_messages)
 
     async def _notice(self, payload: discord.RawReactionActionEvent, text: str) -> None:
         """A short note to a reacting user, removed after a while (reactions can't be answered privately)."""

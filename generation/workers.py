@@ -1,0 +1,46 @@
+"""Building the GPU side from settings: one engine per device, and the queue over them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from generation.engine import DiffusionEngine
+from generation.queue import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+async def load_engines(
+    model_id: str, devices: Sequence[str], *, dtype: str = "auto", preview_decoder: str = ""
+) -> list[DiffusionEngine]:
+    """Load the model once per device, off the event loop, one device after the other."""
+    engines: list[DiffusionEngine] = []
+    for device in devices:
+        engine = DiffusionEngine(model_id, device=device, dtype=dtype, preview_decoder=preview_decoder)
+        log.info("loading model %s on %s...", model_id, engine.device)
+        await asyncio.to_thread(engine.load)
+        log.info("model loaded on %s: %s, native size %d px", engine.device, engine.model_name, engine.native_size)
+        engines.append(engine)
+    return engines
+
+
+def build_queue(
+    engines: Sequence[DiffusionEngine],
+    *,
+    max_pending_per_user: int,
+    max_pending_total: int,
+    job_timeout_s: float,
+    max_batch_images: int,
+    preview_interval_s: float,
+) -> JobQueue:
+    """The job queue over these engines, with the configured caps, timeout, batching and previews."""
+    return JobQueue(
+        engines,
+        max_pending_per_user=max_pending_per_user,
+        max_pending_total=max_pending_total,
+        job_timeout_s=job_timeout_s,
+        max_batch_images=max_batch_images,
+        preview_interval_s=preview_interval_s or None,
+    )
