@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from typing import Any, Final, TypedDict, cast
 
 from generation.request import SEED_MAX, RequestError
 
@@ -141,7 +141,7 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
     if flag == "ar":
         match = _RATIO_RE.match(value)
         if not match:
-            raise FlagError("ar", f"`--ar` needs a ratio like `16:9` (two whole numbers and a colon); you gave `{value}`.")
+            raise FlagError("ar", f"`--ar` needs a ratio like `16:9` (whole numbers and a colon); you gave `{value}`.")
         ratio = (int(match[1]), int(match[2]))
         check_aspect(*ratio)
         return ratio
@@ -193,7 +193,7 @@ def parse_prompt(text: str, *, styles: Collection[str] | None = None) -> ParsedP
         flags[flag] = _parse_value(flag, text[match.end() : end], styles)
     if "ar" in flags and "size" in flags:
         raise FlagError("size", "Use either `--ar` or `--size`, not both.")
-    return ParsedPrompt(text[: matches[0].start()].strip(), Flags(**flags))  # type: ignore[typeddict-item]
+    return ParsedPrompt(text[: matches[0].start()].strip(), cast(Flags, flags))
 
 
 def aspect_size(
@@ -260,9 +260,10 @@ def merge_options(parsed: ParsedPrompt, explicit: Mapping[str, Any]) -> dict[str
     """
     merged: dict[str, Any] = {"prompt": parsed.prompt}
     flags = parsed.flags
+    by_name = cast(Mapping[str, Any], flags)
     for flag, option in _OPTION_OF_FLAG.items():
-        if flag in flags:
-            merged[option] = flags[flag]  # type: ignore[literal-required]
+        if flag in by_name:
+            merged[option] = by_name[flag]
     given = {key: value for key, value in explicit.items() if value is not None and key != "prompt"}
     if "width" not in given and "height" not in given:
         if "ar" in flags:
