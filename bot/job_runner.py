@@ -175,6 +175,9 @@ class JobRunner:
 
     async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
         """Record a job's status message (for ❌ after a restart) and seed it with the ❌ reaction."""
+        tracked = self._tracked.get(job_id)
+        if tracked is not None:
+            tracked.known_status_id = message_id
         await self.storage.jobs.set_status_message(job_id, message_id)
         await self.storage.messages.add(
             message_id=message_id, channel_id=channel_id, guild_id=guild_id, job_id=job_id, kind="status"

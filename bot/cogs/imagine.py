@@ -183,10 +183,10 @@ class Imagine(commands.Cog):
         outcome = await self.bot.runner.request_cancel(
             posted.job_id, user_id=payload.user_id, moderator=self._can_moderate(payload)
         )
-        if not outcome.accepted and payload.member is not None:
+        if not outcome.accepted:
             message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
             try:
-                await message.remove_reaction(CANCEL_EMOJI, payload.member)
+                await message.remove_reaction(CANCEL_EMOJI, discord.Object(payload.user_id))
             except discord.HTTPException as error:
                 log.info("could not remove a refused ❌: %s", error)
 
