@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from PIL import Image
@@ -108,3 +109,24 @@ async def test_progress_arrives_on_the_loop_and_close_interrupts(engine) -> None
         with pytest.raises(JobInterrupted):
             await pending
     assert loop_thread and all(loop_thread)
+
+
+async def test_one_worker_per_device_each_job_on_whichever_frees_first(engine, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from generation.engine import DiffusionEngine
+
+    second = DiffusionEngine(str(tiny_model_dir), device="cpu", dtype="float32")
+    second.load()
+    queue = JobQueue([engine, second])
+    finished: dict[int, float] = {}
+    jobs = [job(i, i, steps=40) for i in range(1, 5)]
+    queue.start()
+    futures = [queue.submit(queued) for queued in jobs]
+    for queued, future in zip(jobs, futures, strict=True):
+        future.add_done_callback(lambda _f, q=queued: finished.setdefault(q.job_id, time.monotonic()))
+    await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
+    await queue.close()
+    assert {queued.worker for queued in jobs} == {0, 1}
+    first, second_job = sorted(jobs, key=lambda q: q.started_at or 0.0)[:2]
+    assert first.worker != second_job.worker
+    # They ran side by side: the second started before the first finished.
+    assert (second_job.started_at or 0.0) < finished[first.job_id]
