@@ -21,7 +21,7 @@ from storage import Storage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine",)
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic")
 
 
 class ArtBot(commands.Bot):

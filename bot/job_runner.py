@@ -22,7 +22,7 @@ from PIL import Image
 
 from bot import embeds
 from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
-from bot.views import CANCEL_EMOJI, cancel_view
+from bot.views import cancel_view
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
 from generation.queue import JobQueue, Progress, QueuedJob
 from generation.request import GenerationRequest
@@ -33,6 +33,8 @@ from storage.jobs import JobRecord
 log = logging.getLogger(__name__)
 
 POST_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: Status messages whose place in the queue is refreshed per round (see ``_refresh_positions``).
+POSITION_EDITS_PER_ROUND = 5
 
 
 class ModelInfo(Protocol):
@@ -69,6 +71,8 @@ class _Tracked:
     last_edit: float = 0.0
     last_text: str = ""
     known_status_id: int | None = None
+    #: The newest preview not shown yet; it rides on the next status edit.
+    preview: bytes | None = None
     edit_task: asyncio.Task[None] | None = None
     started: float | None = None
     finished: bool = False
@@ -174,15 +178,13 @@ class JobRunner:
         return CancelOutcome(True)
 
     async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
-        """Record a job's status message (for ❌ after a restart) and seed it with the ❌ reaction."""
+        """Record a job's status message, so a ❌ on it (or its Cancel button) still works after a restart."""
         tracked = self._tracked.get(job_id)
         if tracked is not None:
             tracked.known_status_id = message_id
-        await self.storage.jobs.set_status_message(job_id, message_id)
-        await self.storage.messages.add(
-            message_id=message_id, channel_id=channel_id, guild_id=guild_id, job_id=job_id, kind="status"
+        await self.storage.messages.add_status(
+            message_id=message_id, channel_id=channel_id, guild_id=guild_id, job_id=job_id
         )
-        await self._add_reactions(channel_id, message_id, (CANCEL_EMOJI,))
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Stop the GPU work (the running job is re-queued in the database) and wait for followers."""
@@ -202,17 +204,21 @@ class JobRunner:
 
     def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
         tracked.started = time.monotonic()
+        tracked.last_edit = tracked.started  # the first progress edit comes an interval in: short jobs need none
         self._spawn(self.storage.jobs.mark_running(tracked.record.id))
 
     def _progress(self, tracked: _Tracked, progress: Progress) -> None:
+        if progress.preview_png is not None:
+            tracked.preview = progress.preview_png
         now = time.monotonic()
-        if tracked.finished or now - tracked.last_edit < self.progress_interval_s:
+        if tracked.finished or progress.step >= progress.total or now - tracked.last_edit < self.progress_interval_s:
             return
         if tracked.edit_task is not None and not tracked.edit_task.done():
             return
         tracked.last_edit = now
         text = embeds.progress_text(tracked.request, progress)
-        tracked.edit_task = asyncio.create_task(self._show(tracked, text, preview=progress.preview_png))
+        preview, tracked.preview = tracked.preview, None
+        tracked.edit_task = asyncio.create_task(self._show(tracked, text, preview=preview))
 
     def _queue_changed(self) -> None:
         """Jobs started or left: refresh the places of the waiting ones (at most once an interval)."""
@@ -222,20 +228,34 @@ class JobRunner:
         self._refresher = asyncio.create_task(self._refresh_positions(), name="queue-positions")
 
     async def _refresh_positions(self) -> None:
+        """Edit the places shown on waiting jobs, nearest the front first, a few edits per interval.
+
+        Discord allows a bot about 50 requests a second in all; a long queue must not spend them
+        on places that barely moved, so each round edits at most :data:`POSITION_EDITS_PER_ROUND`
+        messages and leaves the rest dirty for the next round.
+        """
         while self._positions_dirty and not self._closing:
             self._positions_dirty = False
             await asyncio.sleep(self.progress_interval_s)
+            waiting: list[tuple[int, _Tracked]] = []
             for tracked in list(self._tracked.values()):
                 if tracked.started is not None or tracked.finished:
                     continue
                 position = self.queue.position(tracked.record.id)
-                if position is None or position == 0:
-                    continue
+                if position:
+                    waiting.append((position, tracked))
+            edits = 0
+            for position, tracked in sorted(waiting, key=lambda item: item[0]):
                 eta = self.queue.estimate_wait_s(tracked.record.id)
                 text = embeds.queued_text(tracked.request, position, eta_s=eta)
                 busy = tracked.edit_task is not None and not tracked.edit_task.done()
-                if text != tracked.last_text and not busy:
-                    tracked.edit_task = asyncio.create_task(self._show(tracked, text))
+                if text == tracked.last_text or busy:
+                    continue
+                if edits >= POSITION_EDITS_PER_ROUND:
+                    self._positions_dirty = True
+                    break
+                edits += 1
+                tracked.edit_task = asyncio.create_task(self._show(tracked, text))
 
     async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
         tracked.last_text = text

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimed
 from generation.request import GenerationRequest
 
 log = logging.getLogger(__name__)
+
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class Engine(Protocol):
@@ -141,8 +144,14 @@ class JobQueue:
     # -- the event-loop side -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start one worker thread per engine (call from the event loop)."""
+        """Start one worker thread per engine (call from the event loop).
+
+        The workers run Python between torch kernels while holding the GIL; a short switch
+        interval lets the event loop in within about a millisecond instead of the default five,
+        which keeps interaction acknowledgements and heartbeats prompt while the GPU is busy.
+        """
         self._loop = asyncio.get_running_loop()
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         for index, engine in enumerate(self._engines):
             thread = threading.Thread(
                 target=self._work, args=(index, engine), name=f"gpu-worker-{index}-{engine.device}", daemon=True

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.comics import ComicRepository
 from storage.database import connect
 from storage.images import ImageRepository, ImageStore
 from storage.jobs import JobRepository
@@ -26,6 +27,7 @@ class Storage:
     jobs: JobRepository
     images: ImageRepository
     messages: MessageRepository
+    comics: ComicRepository
 
     @classmethod
     async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
@@ -38,6 +40,7 @@ class Storage:
             jobs=JobRepository(db),
             images=ImageRepository(db),
             messages=MessageRepository(db),
+            comics=ComicRepository(db),
         )
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -166,6 +167,17 @@ async def transaction(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Conne
             await db.execute("ROLLBACK")
             raise
         await db.execute("COMMIT")
+
+
+async def write(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    """Run one write statement on its own, committed, in a single trip to the database thread.
+
+    Like :func:`transaction`, it waits for the write lock, so it never lands inside another
+    coroutine's open transaction. With ``RETURNING`` it gives back the written rows.
+    """
+    lock = _write_locks.setdefault(db, asyncio.Lock())
+    async with lock:
+        return list(await db.execute_fetchall(sql, parameters))
 
 
 class SchemaTooNewError(RuntimeError):

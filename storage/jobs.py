@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 
-from storage.database import transaction
+from storage.database import write
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "running")
@@ -60,38 +61,64 @@ class NewJob:
     reply_to_message_id: int | None = None
 
 
+_INSERT_COLUMNS = (
+    "kind, status, requester_id, guild_id, channel_id, request_json, parent_image_id, application_id, "
+    "interaction_token, interaction_at, reply_to_message_id, created_at"
+)
+_INSERT_ROW = "(?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Most rows written by one group commit (11 parameters each, far below SQLite's limit).
+MAX_GROUP_ROWS = 200
+
+
 class JobRepository:
-    """Reads and writes ``jobs`` rows."""
+    """Reads and writes ``jobs`` rows.
+
+    :meth:`create` is on the path of every interaction's acknowledgement. When many members ask at
+    once, the rows that arrive while one write is in flight are written together by the next one
+    (a group commit): one statement and one trip to the database thread for all of them, instead
+    of one trip each waiting behind the others.
+    """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._waiting: list[tuple[NewJob, float, asyncio.Future[JobRecord]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def create(self, job: NewJob) -> JobRecord:
-        """Insert a job as ``queued`` and return it."""
-        now = time.time()
-        async with transaction(self._db):
-            cursor = await self._db.execute(
-                """INSERT INTO jobs (kind, status, requester_id, guild_id, channel_id, request_json,
-                                     parent_image_id, application_id, interaction_token, interaction_at,
-                                     reply_to_message_id, created_at)
-                   VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    job.kind,
-                    job.requester_id,
-                    job.guild_id,
-                    job.channel_id,
-                    job.request_json,
-                    job.parent_image_id,
-                    job.application_id,
-                    job.interaction_token,
-                    now if job.interaction_token else None,
-                    job.reply_to_message_id,
-                    now,
-                ),
-            )
-        job_id = cursor.lastrowid
-        assert job_id is not None
-        return await self.get(job_id)
+        """Insert a job as ``queued`` (committed when this returns) and return its row."""
+        future: asyncio.Future[JobRecord] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, time.time(), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[:MAX_GROUP_ROWS], self._waiting[MAX_GROUP_ROWS:]
+            parameters: list[Any] = []
+            for job, now, _ in group:
+                parameters += [
+                    job.kind, job.requester_id, job.guild_id, job.channel_id, job.request_json,
+                    job.parent_image_id, job.application_id, job.interaction_token,
+                    now if job.interaction_token else None, job.reply_to_message_id, now,
+                ]
+            values = ", ".join([_INSERT_ROW] * len(group))
+            try:
+                rows = await write(
+                    self._db, f"INSERT INTO jobs ({_INSERT_COLUMNS}) VALUES {values} RETURNING *", parameters
+                )
+            except BaseException as error:
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            # SQLite numbers the rows of one INSERT in VALUES order.
+            records = sorted((JobRecord.from_row(row) for row in rows), key=lambda record: record.id)
+            for (_, _, future), record in zip(group, records, strict=True):
+                if not future.done():
+                    future.set_result(record)
 
     async def get(self, job_id: int) -> JobRecord:
         """The job with this id (KeyError if there is none)."""
@@ -120,34 +147,32 @@ class JobRepository:
 
     async def mark_running(self, job_id: int) -> None:
         """The worker picked the job up."""
-        async with transaction(self._db):
-            await self._db.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (time.time(), job_id),
-            )
+        await write(
+            self._db,
+            "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?",
+            (time.time(), job_id),
+        )
 
     async def mark_queued(self, job_id: int) -> None:
         """Put a job back in the queue (shutdown while it ran)."""
-        async with transaction(self._db):
-            await self._db.execute(
-                "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
-                (job_id,),
-            )
+        await write(
+            self._db,
+            "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
+            (job_id,),
+        )
 
     async def finish(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
         """Record how a job ended."""
-        async with transaction(self._db):
-            await self._db.execute(
-                "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                (status, time.time(), error, job_id),
-            )
+        await write(
+            self._db,
+            "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+            (status, time.time(), error, job_id),
+        )
 
     async def mark_delivering(self, job_id: int) -> None:
         """Posting the result starts now (a restart after this looks for the posted result first)."""
-        async with transaction(self._db):
-            await self._db.execute("UPDATE jobs SET delivery_started_at = ? WHERE id = ?", (time.time(), job_id))
+        await write(self._db, "UPDATE jobs SET delivery_started_at = ? WHERE id = ?", (time.time(), job_id))
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the message that shows the job's progress."""
-        async with transaction(self._db):
-            await self._db.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+        await write(self._db, "UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))

@@ -55,6 +55,16 @@ class MessageRepository:
                 [(message_id, pos, image_id) for pos, image_id in enumerate(image_ids)],
             )
 
+    async def add_status(self, *, message_id: int, channel_id: int, guild_id: int | None, job_id: int) -> None:
+        """Record a job's status message, on the job's row too, in one transaction."""
+        async with transaction(self._db):
+            await self._db.execute(
+                """INSERT OR REPLACE INTO messages (message_id, channel_id, guild_id, job_id, kind, created_at)
+                   VALUES (?, ?, ?, ?, 'status', ?)""",
+                (message_id, channel_id, guild_id, job_id, time.time()),
+            )
+            await self._db.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+
     async def get(self, message_id: int) -> PostedMessage | None:
         """The posted message with this id, or None if the bot did not post it."""
         async with self._db.execute("SELECT * FROM messages WHERE message_id = ?", (message_id,)) as cur:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from generation.queue import JobQueue
 from generation.workers import build_queue
 from storage import Storage
 from tests.emulator import DiscordEmulator
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def settings_for(emulator: DiscordEmulator, data_dir: Path, **sections: dict[str, Any]) -> Settings:
@@ -59,21 +63,68 @@ class RunningBot:
 
 
 async def start_bot(
-    emulator: DiscordEmulator, engine: Any, settings: Settings, *, engines_extra: Sequence[Any] = ()
+    emulator: DiscordEmulator,
+    engine: Any,
+    settings: Settings,
+    *,
+    engines_extra: Sequence[Any] = (),
+    wait_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> RunningBot:
     """Open storage, build the queue and the bot, connect, and wait until the emulator saw READY.
 
     ``engines_extra`` replaces the one engine with several (one worker each), as ``[model] devices`` does.
+    ``wait_ready`` replaces the wait for READY (an emulator served from another thread needs its own).
     """
     storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
     engines = list(engines_extra) if engines_extra else [engine]
     queue = build_queue(engines, **dataclasses.asdict(settings.queue))
     bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0], guild_ready_timeout=0.1)
     task = asyncio.create_task(bot.start(settings.discord.token))
-    ready = asyncio.create_task(emulator.wait_until_ready(timeout=30))
+    ready = asyncio.create_task(wait_ready() if wait_ready else emulator.wait_until_ready(timeout=30))
     done, _ = await asyncio.wait({task, ready}, timeout=40, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
         raise RuntimeError("the bot stopped before it was ready")
     await ready
     return RunningBot(bot=bot, storage=storage, queue=queue, task=task)
+
+
+def write_config_file(
+    path: Path, emu: DiscordEmulator, model_dir: Path, data: Path, *, extra: str = ""
+) -> None:
+    """A config.toml for ``run_bot.py`` pointing at the emulator, a model folder and a data folder."""
+    path.write_text(
+        f"""
+[discord]
+token = "{emu.token}"
+guild_ids = [{emu.guild_id}]
+api_base = "{emu.api_base}"
+gateway_url = "{emu.gateway_url}"
+
+[model]
+id = "{model_dir}"
+device = "cpu"
+
+[storage]
+database = "{data / 'bot.sqlite3'}"
+images_dir = "{data / 'images'}"
+
+[generation]
+default_steps = 4
+
+[queue]
+preview_interval_s = 0
+{extra}
+"""
+    )
+
+
+async def launch_bot_process(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """Start ``run_bot.py --config`` as its own process, its output appended to ``log``."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("DISCORD_TOKEN", None)
+    handle = log.open("ab")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "run_bot.py"), "--config", str(config),
+        cwd=REPO, env=env, stdout=handle, stderr=handle,
+    )

@@ -49,7 +49,6 @@ async def test_cancel_queued_by_button_and_running_by_reaction(
     running = await start(emulator, alice, "a long one", steps=100)
     queued = await start(emulator, bob, "waiting", steps=3)
     assert any(c == "job:cancel:2" for c, _, _ in queued.buttons())
-    await emulator.wait_for(lambda: "❌" in queued.reactions, timeout=10)
 
     await emulator.click_button(queued.id, "job:cancel:2", user_id=bob)
     await emulator.wait_for(lambda: "Cancelled" in queued.content, timeout=10)
@@ -69,7 +68,7 @@ async def test_only_the_requester_or_a_moderator_may_cancel(
     alice, carol = emulator.add_member("alice"), emulator.add_member("carol")
     mod = emulator.add_member("mod", moderator=True)
     status = await start(emulator, alice, "mine", steps=100)
-    await emulator.wait_for(lambda: "❌" in status.reactions, timeout=10)  # recorded, then seeded with ❌
+    await asyncio.sleep(0.2)  # the status message is recorded just after the response
     refused = await emulator.click_button(status.id, "job:cancel:1", user_id=carol)
     [note] = refused.followups or [refused.original]
     assert note is not None and note.ephemeral and "Only the member" in note.content

@@ -8,51 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 from tests.emulator import DiscordEmulator, EmuMessage
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_config(path: Path, emu: DiscordEmulator, model_dir: Path, data: Path) -> None:
-    path.write_text(
-        f"""
-[discord]
-token = "{emu.token}"
-guild_ids = [{emu.guild_id}]
-api_base = "{emu.api_base}"
-gateway_url = "{emu.gateway_url}"
-
-[model]
-id = "{model_dir}"
-device = "cpu"
-
-[storage]
-database = "{data / 'bot.sqlite3'}"
-images_dir = "{data / 'images'}"
-
-[generation]
-default_steps = 4
-
-[queue]
-preview_interval_s = 0
-"""
-    )
-
-
-async def launch(config: Path, log: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("DISCORD_TOKEN", None)
-    handle = log.open("ab")
-    return await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "run_bot.py"), "--config", str(config),
-        cwd=REPO, env=env, stdout=handle, stderr=handle,
-    )
+from tests.harness import launch_bot_process, write_config_file
 
 
 def results(emu: DiscordEmulator) -> list[EmuMessage]:
@@ -67,8 +28,8 @@ async def test_sigkill_mid_generation_loses_nothing(
     emulator: DiscordEmulator, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     config, log = tmp_path / "config.toml", tmp_path / "bot.log"
-    write_config(config, emulator, tiny_model_dir, tmp_path)
-    first = await launch(config, log)
+    write_config_file(config, emulator, tiny_model_dir, tmp_path)
+    first = await launch_bot_process(config, log)
     second: asyncio.subprocess.Process | None = None
     try:
         await emulator.wait_for(lambda: emulator.gateway.ready, timeout=120)
@@ -82,7 +43,7 @@ async def test_sigkill_mid_generation_loses_nothing(
         assert await asyncio.wait_for(first.wait(), 30) == -signal.SIGKILL
         assert results(emulator) == []
 
-        second = await launch(config, log)
+        second = await launch_bot_process(config, log)
         await emulator.wait_for(lambda: emulator.gateway.identify_count >= 2 and emulator.gateway.ready, timeout=120)
         await emulator.wait_for(lambda: len(results(emulator)) >= 3, timeout=120)
         await asyncio.sleep(1.0)  # a duplicate would show up here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -25,12 +26,15 @@ from generation.request import (
     validate,
 )
 from storage.jobs import NewJob
+from storage.messages import PostedMessage
 
 if TYPE_CHECKING:
     from bot.bot import ArtBot
 
 log = logging.getLogger(__name__)
 
+#: Waits before looking again for a just-posted message's record (see ``_posted_message``).
+RECORD_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
 #: How long the bot's short notices on reactions stay in the channel.
 NOTICE_SECONDS = 20.0
 
@@ -133,7 +137,7 @@ class Imagine(commands.Cog):
             return
         if emoji not in embeds.RESULT_REACTIONS:
             return
-        posted = await self.bot.storage.messages.get(payload.message_id)
+        posted = await self._posted_message(payload)
         if posted is None or posted.kind != "result" or not posted.image_ids:
             return
         parent_job = await self.bot.storage.jobs.get(posted.job_id)
@@ -177,7 +181,7 @@ class Imagine(commands.Cog):
 
     async def _cancel_by_reaction(self, payload: discord.RawReactionActionEvent) -> None:
         """❌ on a status message cancels its job, for the requester or a moderator; others' ❌ are removed."""
-        posted = await self.bot.storage.messages.get(payload.message_id)
+        posted = await self._posted_message(payload)
         if posted is None or posted.kind != "status":
             return
         outcome = await self.bot.runner.request_cancel(
@@ -198,6 +202,20 @@ class Imagine(commands.Cog):
         if member is None or channel is None:
             return False
         return bool(channel.permissions_for(member).manage_messages)
+
+    async def _posted_message(self, payload: discord.RawReactionActionEvent) -> PostedMessage | None:
+        """The bot's record of the reacted message.
+
+        A message is recorded just after Discord accepts it, so a reaction in the first instant
+        may arrive first: for the bot's own messages, look again a few times before giving up.
+        """
+        ours = self.bot.user is not None and payload.message_author_id == self.bot.user.id
+        for delay in RECORD_RETRY_DELAYS_S if ours else ():
+            posted = await self.bot.storage.messages.get(payload.message_id)
+            if posted is not None:
+                return posted
+            await asyncio.sleep(delay)
+        return await self.bot.storage.messages.get(payload.message_id)
 
     async def _notice(self, payload: discord.RawReactionActionEvent, text: str) -> None:
         """A short note to a reacting user, removed after a while (reactions can't be answered privately)."""

@@ -517,7 +517,7 @@ class Handlers:
         elif kind == 9:
             inter.modal = data
         inter.response_type = kind
-        inter.responded_at = time.monotonic()
+        inter.responded_at = call.received_at  # when Discord got the answer: its 3 s deadline is measured so
         inter.ephemeral = bool(message is not None and message.ephemeral)
         if call.query.get("with_response") not in ("1", "true", "True"):
             return no_content()

@@ -64,6 +64,8 @@ class ApiCall:
     query: dict[str, str]
     body: Any
     files: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    #: When the request arrived (time.monotonic), before it was parsed and checked.
+    received_at: float = field(default_factory=time.monotonic)
 
     def snowflake(self, name: str) -> int:
         value = self.params[name]
@@ -109,7 +111,7 @@ class RestApi:
                     "404: Not Found",
                     problem=f"the emulator does not implement {request.method} {match.template}",
                 )
-            call = ApiCall(request.method, match.template, match.params, query, body, files)
+            call = ApiCall(request.method, match.template, match.params, query, body, files, received_at=record.at)
             response = await handler(call)
         except DiscordError as exc:
             if exc.problem:

@@ -1,0 +1,127 @@
+"""Comic pages and export files from stored panels: the blocking Pillow work behind ``show`` and ``export``.
+
+Everything here reads files and encodes large images: call it through ``asyncio.to_thread``.
+No Discord and no database: the cog gathers the panels and sends the files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from PIL import Image
+
+from generation.comic_export import ComicInfo, ExportFile, ExportFormat, fit_to_limit
+from generation.comic_layout import layout_comic, paginate, smallest_frame_size
+from generation.comic_lettering import SpeakerSide, TextDoesNotFit, check_panel_text, layout_title
+from generation.comic_render import PanelArt, RenderedPage, render_comic
+from generation.upload_fit import split_into_uploads
+
+#: A panel that has no picture yet (still being drawn, or its job failed) is a light grey frame.
+PLACEHOLDER_COLOUR: Final = (225, 225, 225)
+PLACEHOLDER_SIZE: Final = (512, 512)
+#: Bytes kept free under the upload limit for the message's JSON and the multipart framing.
+UPLOAD_OVERHEAD: Final = 16 * 1024
+MAX_FILES_PER_MESSAGE: Final = 10
+
+
+@dataclass(frozen=True)
+class PanelSource:
+    """One panel to render: where its picture is (None: not drawn yet) and its text."""
+
+    image_path: Path | None
+    caption: str | None
+    dialogue: str | None
+    speaker_side: SpeakerSide
+
+
+def page_count(panels: int, panels_per_page: int) -> int:
+    """How many pages ``panels`` panels fill."""
+    return len(paginate(panels, panels_per_page)) if panels else 0
+
+
+def check_text(caption: str | None, dialogue: str | None, *, layout: str, panels_per_page: int) -> None:
+    """Raise :class:`TextDoesNotFit` if the text would not fit the smallest panel this comic can have."""
+    frame = smallest_frame_size(layout=layout, panels_per_page=panels_per_page)
+    check_panel_text(caption, dialogue, frame_size=frame)
+
+
+def check_title(title: str, *, layout: str, panels_per_page: int) -> None:
+    """Raise :class:`TextDoesNotFit` if the title would not fit the title banner of page 1."""
+    box = layout_comic(1, layout=layout, panels_per_page=panels_per_page)[0].title_box
+    if box is not None:
+        layout_title(title, box)
+
+
+def _load(path: Path | None) -> Image.Image:
+    if path is None:
+        return Image.new("RGB", PLACEHOLDER_SIZE, PLACEHOLDER_COLOUR)
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError:  # a missing or broken file must not stop the whole comic
+        return Image.new("RGB", PLACEHOLDER_SIZE, PLACEHOLDER_COLOUR)
+
+
+def render_pages(
+    title: str, panels: Sequence[PanelSource], *, layout: str, panels_per_page: int
+) -> list[RenderedPage]:
+    """Render every page of the comic (raises :class:`TextDoesNotFit` before drawing anything)."""
+    art = [
+        PanelArt(_load(panel.image_path), caption=panel.caption, dialogue=panel.dialogue,
+                 speaker_side=panel.speaker_side)
+        for panel in panels
+    ]
+    return render_comic(title, art, layout=layout, panels_per_page=panels_per_page)
+
+
+def export_files(
+    pages: Sequence[RenderedPage],
+    *,
+    fmt: ExportFormat,
+    upload_limit: int,
+    info: ComicInfo,
+    basename: str,
+) -> list[ExportFile]:
+    """The comic as ``fmt`` files, each small enough to upload (re-encoded or split as needed)."""
+    return fit_to_limit(
+        pages,
+        fmt=fmt,
+        limit_bytes=max(upload_limit - UPLOAD_OVERHEAD, 1),
+        title=info.title,
+        author=info.writer,
+        info=info,
+        basename=basename,
+    )
+
+
+def upload_batches(files: Sequence[ExportFile], upload_limit: int) -> list[list[ExportFile]]:
+    """Group files, in order, into messages of at most ten files and ``upload_limit`` bytes (less overhead)."""
+    by_name = {file.filename: file for file in files}
+    groups = split_into_uploads(
+        [(file.filename, file.data) for file in files], max(upload_limit - UPLOAD_OVERHEAD, 1), MAX_FILES_PER_MESSAGE
+    )
+    return [[by_name[name] for name, _ in group] for group in groups]
+
+
+def file_basename(title: str, comic_id: int) -> str:
+    """A safe file name stem for a comic: its title in lowercase ASCII words, and its id."""
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    stem = "-".join(words)[:40].strip("-")
+    return f"{stem}-{comic_id}" if stem else f"comic-{comic_id}"
+
+
+__all__ = [
+    "PanelSource",
+    "TextDoesNotFit",
+    "check_text",
+    "check_title",
+    "export_files",
+    "file_basename",
+    "page_count",
+    "render_pages",
+    "upload_batches",
+]

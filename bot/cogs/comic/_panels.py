@@ -1,0 +1,164 @@
+"""What a comic panel is drawn from: its seed, its prompt (style and characters woven in), its request.
+
+Plain functions, no Discord and no database, so the rules are easy to read and test:
+
+* **Seeds.** A panel's seed is derived from the comic's seed, the panel's id and its *take*
+  (0 for the first drawing, +1 for each ``redo``): the same comic and panel always give the same
+  seed, moving a panel does not change it (the id does not change), and ``redo`` is the only
+  thing that picks a new one.
+* **Characters.** The first time a panel's prompt names a character (whole word, any case), that
+  character's description is put in brackets right after the name, so the character is drawn
+  the same way from panel to panel: ``"Mira opens the door"`` becomes
+  ``"Mira (a red-haired girl in a yellow raincoat) opens the door"``.
+* **Styles.** The comic's style preset wraps the prompt (``prefix, prompt, suffix``), adds its
+  negative prompt and, where it sets them, its steps and guidance.
+* **Speaker sides.** Speakers get a side for their bubbles in the order they first speak in the
+  comic: the first on the left, the second on the right, the third on the left again, and so on
+  (names compared in any case). Dialogue without a speaker gets a bubble in the middle. The
+  sides are worked out from the panel order at render time, so they are always consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from generation.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from generation.comic_lettering import SpeakerSide
+from generation.request import SEED_MAX, GenerationLimits, GenerationRequest
+from generation.styles import StylePreset, apply_style
+
+#: Strength of the img2img pass of ``continue_from_previous``: how far a panel may move away from
+#: the previous one (0: a copy, 1: unrelated).
+DEFAULT_CONTINUE_STRENGTH: Final = 0.6
+
+
+@dataclass(frozen=True)
+class ComicSettings:
+    """The ``[comic]`` settings: caps, page layout and continuity strength."""
+
+    max_panels: int = 60
+    max_characters: int = 12
+    panels_per_page: int = MAX_PANELS_PER_PAGE
+    default_layout: str = "auto"
+    continue_strength: float = DEFAULT_CONTINUE_STRENGTH
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool]] = [
+            ("max_panels", self.max_panels >= 1),
+            ("max_characters", self.max_characters >= 0),
+            ("panels_per_page", 1 <= self.panels_per_page <= MAX_PANELS_PER_PAGE),
+            ("default_layout", self.default_layout in LAYOUTS),
+            ("continue_strength", 0.05 <= self.continue_strength <= 1.0),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+
+    @classmethod
+    def from_object(cls, source: object | None) -> ComicSettings:
+        """Settings from any object with these attributes (the bot's config section), else the defaults."""
+        if source is None:
+            return cls()
+        if isinstance(source, cls):
+            return source
+        names = cls.__dataclass_fields__
+        return cls(**{name: getattr(source, name) for name in names if hasattr(source, name)})
+
+
+def panel_seed(comic_seed: int, panel_id: int, take: int = 0) -> int:
+    """The seed of one drawing of a panel: fixed by the comic, the panel and the take."""
+    digest = hashlib.sha256(f"comic-panel:{comic_seed}:{panel_id}:{take}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (SEED_MAX + 1)
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    words = r"\s+".join(re.escape(word) for word in name.split())
+    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+
+
+def weave_characters(prompt: str, characters: Mapping[str, str]) -> str:
+    """``prompt`` with each named character's description after the first mention of its name.
+
+    Longer names win where names overlap ("Anna Lee" before "Anna"); a character the prompt does
+    not name adds nothing.
+    """
+    taken: list[tuple[int, int, str]] = []
+    for name in sorted(characters, key=len, reverse=True):
+        pattern = _name_pattern(name)
+        match = pattern.search(prompt)
+        while match is not None and any(match.start() < end and start < match.end() for start, end, _ in taken):
+            match = pattern.search(prompt, match.end())
+        if match is not None:
+            taken.append((match.start(), match.end(), characters[name]))
+    woven = prompt
+    for _, end, description in sorted(taken, reverse=True):
+        woven = f"{woven[:end]} ({description}){woven[end:]}"
+    return woven
+
+
+def speaker_sides(panels: Sequence[tuple[str | None, str | None]]) -> list[SpeakerSide]:
+    """The bubble side of each panel, from its (speaker, dialogue): see the module docstring."""
+    order: dict[str, int] = {}
+    sides: list[SpeakerSide] = []
+    for speaker, dialogue in panels:
+        key = " ".join((speaker or "").split()).casefold()
+        if not key or not dialogue:
+            sides.append("center")
+            continue
+        index = order.setdefault(key, len(order))
+        sides.append("left" if index % 2 == 0 else "right")
+    return sides
+
+
+def compose_prompt(prompt: str, characters: Mapping[str, str], style: StylePreset | None) -> tuple[str, str]:
+    """The prompt and negative prompt a panel is drawn with: characters woven in, then the style."""
+    return apply_style(weave_characters(prompt, characters), "", style)
+
+
+def panel_request(
+    prompt: str,
+    *,
+    characters: Mapping[str, str],
+    style: StylePreset | None,
+    limits: GenerationLimits,
+    size: int,
+    init_image: tuple[str, int, int] | None = None,
+    strength: float = DEFAULT_CONTINUE_STRENGTH,
+) -> GenerationRequest:
+    """The request for a new panel (seed 0 until the panel's id is known: see :func:`with_take`).
+
+    ``init_image`` is (stored path, width, height) of the previous panel for an img2img
+    continuation; the panel then takes that image's size.
+    """
+    text, negative = compose_prompt(prompt, characters, style)
+    request = GenerationRequest(
+        prompt=text,
+        negative_prompt=negative,
+        steps=style.steps if style is not None and style.steps is not None else limits.default_steps,
+        guidance=style.guidance if style is not None and style.guidance is not None else limits.default_guidance,
+        width=size,
+        height=size,
+        count=1,
+    )
+    if init_image is not None:
+        path, width, height = init_image
+        request = request.replace(kind="img2img", init_image=path, strength=strength, width=width, height=height)
+    return request
+
+
+def take_of(request: GenerationRequest) -> int:
+    """Which drawing of its panel a request is (0 for the first)."""
+    take = request.extra.get("take", 0)
+    return take if isinstance(take, int) and take >= 0 else 0
+
+
+def with_take(
+    request: GenerationRequest, *, comic_id: int, comic_seed: int, panel_id: int, take: int
+) -> GenerationRequest:
+    """``request`` as drawing number ``take`` of a panel: its derived seed, one image, and a note of whose it is."""
+    extra: dict[str, Any] = {**request.extra, "comic_id": comic_id, "panel_id": panel_id, "take": take}
+    return request.replace(seed=panel_seed(comic_seed, panel_id, take), count=1, extra=extra)
