@@ -2,8 +2,9 @@
 
 One worker thread per engine (device) takes the next job, runs it and hands the result back to
 the event loop with ``loop.call_soon_threadsafe``, the same shape as aiosqlite's connection
-thread. The next job is chosen round-robin across users, so a user with ten queued jobs does not
-delay another user's first job by ten. Nothing here imports torch or discord.
+thread. The next job is chosen fairly across users (round-robin, with a newcomer ahead of users
+who already had a turn), so a user with ten queued jobs does not delay another user's first job
+by ten: it waits for the running job only. Nothing here imports torch or discord.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class QueuedJob:
 
 
 class JobQueue:
-    """Round-robin job queue with one worker thread per engine, batching compatible jobs."""
+    """Fair job queue with one worker thread per engine, batching compatible jobs."""
 
     def __init__(
         self,
@@ -124,9 +125,13 @@ class JobQueue:
         self.max_batch_images = max_batch_images
         self.preview_interval_s = preview_interval_s
         self._cond = threading.Condition()
-        #: Pending jobs per user; the dict's order is the round-robin rotation.
+        #: Pending jobs per user, each user's in the order they asked.
         self._pending: collections.OrderedDict[int, collections.deque[QueuedJob]] = collections.OrderedDict()
         self._running: dict[int, QueuedJob] = {}
+        #: Jobs started per user in the current busy period, and when each user began waiting.
+        self._served: dict[int, int] = {}
+        self._arrival: dict[int, int] = {}
+        self._arrivals = 0
         self._batches: dict[int, list[QueuedJob]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
@@ -190,6 +195,9 @@ class JobQueue:
             self.check_capacity(job.user_id)
         job.future = self._loop.create_future()
         with self._cond:
+            if job.user_id not in self._pending:
+                self._arrivals += 1
+                self._arrival[job.user_id] = self._arrivals
             self._pending.setdefault(job.user_id, collections.deque()).append(job)
             self._cond.notify()
         return job.future
@@ -200,11 +208,26 @@ class JobQueue:
             return self._order_locked()
 
     def _order_locked(self) -> list[QueuedJob]:
-        queues = [list(jobs) for jobs in self._pending.values()]
+        """Play :meth:`_next_user_locked` forward without taking anything."""
+        queues = {user: list(jobs) for user, jobs in self._pending.items()}
+        served = dict(self._served)
         ordered: list[QueuedJob] = []
-        for depth in range(max((len(q) for q in queues), default=0)):
-            ordered.extend(q[depth] for q in queues if depth < len(q))
+        while queues:
+            user = min(queues, key=lambda u: (served.get(u, 0), self._arrival[u]))
+            ordered.append(queues[user].pop(0))
+            served[user] = served.get(user, 0) + 1
+            if not queues[user]:
+                del queues[user]
         return ordered
+
+    def _next_user_locked(self) -> int:
+        """The waiting user who has had the fewest jobs started while the queue has been busy.
+
+        Ties go to whoever started waiting first. A member arriving while another has ten jobs
+        queued has had none, so their job is next: it waits for the running job only. Counts
+        start over whenever the queue runs dry.
+        """
+        return min(self._pending, key=lambda u: (self._served.get(u, 0), self._arrival[u]))
 
     def position(self, job_id: int) -> int | None:
         """1 for the next job to run, 2 after it...; 0 while running; None if unknown."""
@@ -257,12 +280,10 @@ class JobQueue:
                 if any(other._stop is None for other in batch):
                     self._resolve(job, exception=job._stop)
                 return True
-            for user_id, jobs in self._pending.items():
+            for jobs in self._pending.values():
                 for job in jobs:
                     if job.job_id == job_id:
-                        jobs.remove(job)
-                        if not jobs:
-                            del self._pending[user_id]
+                        self._remove_pending(job)
                         self._resolve(job, exception=JobCancelled("cancelled"))
                         self._changed()
                         return True
@@ -296,11 +317,9 @@ class JobQueue:
                 self._cond.wait()
             if self._closing:
                 return []
-            user_id, jobs = next(iter(self._pending.items()))
-            first = jobs.popleft()
-            del self._pending[user_id]
-            if jobs:
-                self._pending[user_id] = jobs  # to the back of the rotation
+            user_id = self._next_user_locked()
+            first = self._pending[user_id][0]
+            self._remove_pending(first)
             batch = [first]
             images = first.request.count
             if first.init_image is None and first.request.kind == "txt2img":
@@ -315,6 +334,7 @@ class JobQueue:
             for job in batch:
                 self._running[job.job_id] = job
                 self._batches[job.job_id] = batch
+                self._served[job.user_id] = self._served.get(job.user_id, 0) + 1
             return batch
 
     def _remove_pending(self, job: QueuedJob) -> None:
@@ -322,6 +342,9 @@ class JobQueue:
         jobs.remove(job)
         if not jobs:
             del self._pending[job.user_id]
+            del self._arrival[job.user_id]
+        if not self._pending and not self._running:
+            self._served.clear()  # the busy period is over
 
     def _work(self, index: int, engine: Engine) -> None:
         while True:
@@ -335,6 +358,8 @@ class JobQueue:
                     for job in batch:
                         self._running.pop(job.job_id, None)
                         self._batches.pop(job.job_id, None)
+                    if not self._pending and not self._running:
+                        self._served.clear()  # the busy period is over
                 self._changed()
 
     def _run(self, index: int, engine: Engine, batch: list[QueuedJob]) -> None:

@@ -130,3 +130,21 @@ async def test_one_worker_per_device_each_job_on_whichever_frees_first(engine, t
     assert first.worker != second_job.worker
     # They ran side by side: the second started before the first finished.
     assert (second_job.started_at or 0.0) < finished[first.job_id]
+
+
+async def test_a_newcomer_goes_next_behind_a_heavy_user(engine) -> None:  # type: ignore[no-untyped-def]
+    queue = JobQueue([engine])
+    queue.start()
+    heavy = [job(i, 1, steps=20) for i in range(1, 6)]
+    futures = [queue.submit(queued) for queued in heavy]
+    for _ in range(200):
+        if queue.running():
+            break
+        await asyncio.sleep(0.01)
+    light = job(99, 2)
+    futures.append(queue.submit(light))
+    assert queue.position(99) == 1  # only the running job is ahead of it
+    await asyncio.wait_for(asyncio.gather(*futures), timeout=60)
+    await queue.close()
+    started = sorted([*heavy, light], key=lambda q: q.started_at or 0.0)
+    assert started[1] is light

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -52,6 +53,7 @@ class ApiSpec:
         self._registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
         self._templates = [(t, t.strip("/").split("/")) for t in self.document["paths"]]
         self._validators: dict[tuple[str, str], Draft202012Validator | None] = {}
+        self._fast: dict[tuple[str, str], Any] = {}
 
     def match(self, method: str, segments: list[str]) -> RouteMatch | None:
         """The most specific spec path template for these (already unquoted) segments, if any.
@@ -98,10 +100,31 @@ class ApiSpec:
                 self._validators[key] = Draft202012Validator({"$ref": ref}, registry=self._registry)
         return self._validators[key]
 
+    def _fast_validator(self, template: str, method: str) -> Any:
+        """A compiled (Rust) validator for the same schema: microseconds instead of milliseconds.
+
+        The emulator shares the event loop (or the machine) with the bot under test; checking a
+        component-heavy body with the pure-Python validator takes ~10 ms, which would be counted
+        against the bot's acknowledgement time. The compiled one answers valid/invalid; the
+        Python one still writes the readable message when a body is invalid.
+        """
+        key = (template, method.lower())
+        if key not in self._fast:
+            pointer = "/".join(
+                _pointer_escape(p)
+                for p in ("paths", template, method.lower(), "requestBody", "content", "application/json")
+            )
+            self._fast[key] = jsonschema_rs.Draft202012Validator(
+                {**self.document, "$ref": f"#/{quote(pointer, safe='/~')}/schema"}
+            )
+        return self._fast[key]
+
     def validate(self, template: str, method: str, body: Any) -> str | None:
         """Validate a request body; returns a readable error, or None when it conforms."""
         validator = self.validator(template, method)
         if validator is None:
+            return None
+        if self._fast_validator(template, method).is_valid(body):
             return None
         error = best_match(validator.iter_errors(body))
         if error is None:
