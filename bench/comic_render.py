@@ -11,19 +11,23 @@ size Stable Diffusion XL produces.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/queue.py is named like the standard library's `queue`: take this folder off the import
+# path before anything imports `queue`, and put the repository root there instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from generation.comic_export import ComicInfo, export_cbz, export_pdf, export_png, fit_to_limit
 from generation.comic_render import PanelArt, render_comic

@@ -8,21 +8,25 @@ Prints a table, then one JSON line with the medians and 99th percentiles in mill
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/queue.py is named like the standard library's `queue`: take this folder off the import
+# path before anything imports `queue`, and put the repository root there instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import asyncio
 import json
 import random
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from storage import Storage  # noqa: E402
-from storage.jobs import NewJob  # noqa: E402
+from storage import Storage
+from storage.jobs import NewJob
 
 USERS = 5_000
 JOBS_PER_BATCH = 4

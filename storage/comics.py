@@ -23,7 +23,7 @@ from typing import Literal
 import aiosqlite
 
 from storage.database import transaction
-from storage.jobs import NewJob
+from storage.jobs import NewJob, insert_job
 
 ComicRole = Literal["owner", "collaborator", "viewer"]
 #: Panel columns that :meth:`ComicRepository.update_panel` may change.
@@ -556,7 +556,7 @@ class ComicRepository:
 
     async def _apply_plan(self, panel: PanelRecord, plan: PanelPlan) -> int | None:
         """Record the panel's seed and parameters, and insert its job (returning its id)."""
-        job_id = await _insert_job(self._db, plan.job) if plan.job is not None else None
+        job_id = await insert_job(self._db, plan.job) if plan.job is not None else None
         await self._db.execute(
             "UPDATE comic_panels SET seed = ?, params_json = ?, job_id = COALESCE(?, job_id) WHERE id = ?",
             (plan.seed, plan.params_json, job_id, panel.id),
@@ -574,30 +574,3 @@ class ComicRepository:
         if count == 0:
             return "This comic has no panels yet."
         return f"There is no panel {position}; this comic has panels 1 to {count}."
-
-
-async def _insert_job(db: aiosqlite.Connection, job: NewJob) -> int:
-    """Insert a ``queued`` job row inside the caller's transaction (the columns ``JobRepository.create`` writes)."""
-    now = time.time()
-    cursor = await db.execute(
-        """INSERT INTO jobs (kind, status, requester_id, guild_id, channel_id, request_json,
-                             parent_image_id, application_id, interaction_token, interaction_at,
-                             reply_to_message_id, created_at)
-           VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (
-            job.kind,
-            job.requester_id,
-            job.guild_id,
-            job.channel_id,
-            job.request_json,
-            job.parent_image_id,
-            job.application_id,
-            job.interaction_token,
-            now if job.interaction_token else None,
-            job.reply_to_message_id,
-            now,
-        ),
-    )
-    job_id = cursor.lastrowid
-    assert job_id is not None
-    return job_id

@@ -61,11 +61,27 @@ class NewJob:
     reply_to_message_id: int | None = None
 
 
+def insert_parameters(job: NewJob, now: float) -> list[Any]:
+    """The values of one new ``jobs`` row, in the order of :data:`INSERT_JOB`'s columns."""
+    return [
+        job.kind, job.requester_id, job.guild_id, job.channel_id, job.request_json,
+        job.parent_image_id, job.application_id, job.interaction_token,
+        now if job.interaction_token else None, job.reply_to_message_id, now,
+    ]
+
+
+async def insert_job(db: aiosqlite.Connection, job: NewJob) -> int:
+    """Insert one ``queued`` job row inside the caller's transaction; return its id."""
+    rows = await db.execute_fetchall(f"{INSERT_JOB} {_INSERT_ROW} RETURNING id", insert_parameters(job, time.time()))
+    return int(next(iter(rows))[0])
+
+
 _INSERT_COLUMNS = (
     "kind, status, requester_id, guild_id, channel_id, request_json, parent_image_id, application_id, "
     "interaction_token, interaction_at, reply_to_message_id, created_at"
 )
 _INSERT_ROW = "(?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_JOB = f"INSERT INTO jobs ({_INSERT_COLUMNS}) VALUES"
 #: Most rows written by one group commit (11 parameters each, far below SQLite's limit).
 MAX_GROUP_ROWS = 200
 
@@ -95,18 +111,10 @@ class JobRepository:
     async def _flush(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting[:MAX_GROUP_ROWS], self._waiting[MAX_GROUP_ROWS:]
-            parameters: list[Any] = []
-            for job, now, _ in group:
-                parameters += [
-                    job.kind, job.requester_id, job.guild_id, job.channel_id, job.request_json,
-                    job.parent_image_id, job.application_id, job.interaction_token,
-                    now if job.interaction_token else None, job.reply_to_message_id, now,
-                ]
+            parameters = [value for job, now, _ in group for value in insert_parameters(job, now)]
             values = ", ".join([_INSERT_ROW] * len(group))
             try:
-                rows = await write(
-                    self._db, f"INSERT INTO jobs ({_INSERT_COLUMNS}) VALUES {values} RETURNING *", parameters
-                )
+                rows = await write(self._db, f"{INSERT_JOB} {values} RETURNING *", parameters)
             except BaseException as error:
                 for _, _, future in group:
                     if not future.done():
