@@ -173,8 +173,8 @@ class JobQueue:
             total = sum(len(jobs) for jobs in self._pending.values()) + len(self._running)
         if mine >= self.max_pending_per_user:
             raise QueueFull(
-                f"You already have {mine} jobs queued (the limit is {self.max_pending_per_user}); "
-                "wait for one to finish.",
+                f"You already have {mine} job{'s' if mine != 1 else ''} queued "
+                f"(the limit is {self.max_pending_per_user}); wait for one to finish.",
                 pending_for_user=mine,
                 limit=self.max_pending_per_user,
             )

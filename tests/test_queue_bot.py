@@ -219,3 +219,19 @@ async def test_after_the_token_expires_results_go_to_the_channel_with_a_mention(
         assert result.allowed_mentions is not None and result.allowed_mentions["parse"] == ["users"]
     finally:
         await second.stop()
+
+
+async def test_past_the_per_user_cap_the_member_is_told_and_nothing_is_queued(
+    emulator: DiscordEmulator, engine: Any, tmp_path: Path
+) -> None:
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path, queue={"max_pending_per_user": 1}))
+    try:
+        ivy = emulator.add_member("ivy")
+        first = await start(emulator, ivy, "one", steps=100)
+        refused = await emulator.send_slash_command("imagine", {"prompt": "two"}, user_id=ivy)
+        note = await emulator.wait_for(lambda: refused.original, timeout=10)
+        assert note.ephemeral and "You already have 1 job queued (the limit is 1)" in note.content
+        assert [r[0] for r in job_rows(tmp_path / "bot.sqlite3")] == [1]
+        await emulator.click_button(first.id, "job:cancel:1", user_id=ivy)
+    finally:
+        await bot.stop()
