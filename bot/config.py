@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from generation.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
 from generation.request import GenerationLimits
+from generation.safety import SafetyPolicy
+from generation.styles import DEFAULT_STYLES, StyleConfigError, StylePreset, styles_from_config
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg"
@@ -52,6 +55,9 @@ class ModelSettings:
     devices: tuple[str, ...] = ()
     #: An AutoencoderTiny (hub id or folder) for sharper previews; empty: the free latent projection.
     preview_decoder: str = ""
+    #: A dedicated diffusers upscaler (hub id or folder, e.g. ``stabilityai/sd-x2-latent-upscaler``)
+    #: for 🔍; empty: a hires-fix pass with the loaded model (Lanczos resize, then img2img).
+    upscaler: str = ""
 
     def all_devices(self) -> tuple[str, ...]:
         """The devices to start a worker on."""
@@ -80,6 +86,30 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class ComicSettings:
+    """``[comic]``: caps, page layout and how far a continued panel may move from the previous one."""
+
+    max_panels: int = 60
+    max_characters: int = 12
+    panels_per_page: int = MAX_PANELS_PER_PAGE
+    default_layout: str = "auto"
+    continue_strength: float = 0.6
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("max_panels", self.max_panels >= 1, "must be at least 1"),
+            ("max_characters", self.max_characters >= 0, "must not be negative"),
+            ("panels_per_page", 1 <= self.panels_per_page <= MAX_PANELS_PER_PAGE,
+             f"must be between 1 and {MAX_PANELS_PER_PAGE}"),
+            ("default_layout", self.default_layout in LAYOUTS, f"must be one of {', '.join(LAYOUTS)}"),
+            ("continue_strength", 0.05 <= self.continue_strength <= 1.0, "must be between 0.05 and 1"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r} {rule}")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the bot."""
 
@@ -88,6 +118,10 @@ class Settings:
     storage: StorageSettings
     generation: GenerationLimits
     queue: QueueSettings
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)
+    comic: ComicSettings = field(default_factory=ComicSettings)
+    #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
+    styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
 
 
 _SECTIONS: dict[str, type] = {
@@ -96,7 +130,11 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "generation": GenerationLimits,
     "queue": QueueSettings,
+    "safety": SafetyPolicy,
+    "comic": ComicSettings,
 }
+#: Sections read by their own parser rather than as one dataclass.
+_OTHER_SECTIONS = ("styles",)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -181,18 +219,40 @@ def _check(settings: Settings) -> None:
         raise ConfigError("queue.max_batch_images", "must be between 1 and 16")
     if q.preview_interval_s != 0 and q.preview_interval_s < 1:
         raise ConfigError("queue.preview_interval_s", "must be 0 (off) or at least 1 second")
+    g = settings.generation
+    if g.variation_subtle_strength > g.variation_strong_strength:
+        raise ConfigError("generation.variation_subtle_strength", "must not be above variation_strong_strength")
+    checker = settings.safety.checker
+    if checker not in ("auto", "off") and (checker.count(":") != 1 or not all(checker.split(":"))):
+        raise ConfigError("safety.checker", f"must be auto, off or package.module:function, not {checker!r}")
+    for name, preset in settings.styles.items():
+        if preset.steps is not None and preset.steps > g.max_steps:
+            raise ConfigError(f"styles.{name}.steps", f"must be at most generation.max_steps ({g.max_steps})")
+        if preset.guidance is not None and preset.guidance > g.max_guidance:
+            raise ConfigError(
+                f"styles.{name}.guidance", f"must be at most generation.max_guidance ({g.max_guidance:g})"
+            )
+
+
+def _styles(raw: Any) -> dict[str, StylePreset]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("styles", "must hold tables ([styles.NAME])")
+    try:
+        return styles_from_config(raw)
+    except StyleConfigError as error:
+        raise ConfigError(error.key, error.message) from None
 
 
 def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Build validated settings from parsed TOML; ``DISCORD_TOKEN`` in ``env`` overrides the file."""
     env = os.environ if env is None else env
     for name in raw:
-        if name not in _SECTIONS:
-            raise ConfigError(name, f"unknown section (known: {', '.join(_SECTIONS)})")
+        if name not in _SECTIONS and name not in _OTHER_SECTIONS:
+            raise ConfigError(name, f"unknown section (known: {', '.join([*_SECTIONS, *_OTHER_SECTIONS])})")
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     if env.get(TOKEN_ENV):
         sections["discord"] = dataclasses.replace(sections["discord"], token=env[TOKEN_ENV])
-    settings = Settings(**sections)
+    settings = Settings(**sections, styles=_styles(raw.get("styles", {})))
     _check(settings)
     return settings
 

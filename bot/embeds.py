@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 
+from generation.prompt_flags import reproduce_line
 from generation.queue import Progress
 from generation.request import GenerationRequest
 
 EMBED_TITLE_MAX = 256
 EMBED_DESCRIPTION_MAX = 4096
 EMBED_FIELD_MAX = 1024
+EMBED_FOOTER_MAX = 2048
+EMBED_TOTAL_MAX = 6000
 CONTENT_MAX = 2000
 REROLL = "🔄"
 UPSCALE = "🔍"
-RESULT_REACTIONS: tuple[str, ...] = (REROLL, UPSCALE)
+VARY = "🎨"
+DELETE = "❌"
+INFO = "ℹ️"
+TRASH = "🗑️"
+ADD_TO_COMIC = "📖"
+#: 1️⃣-4️⃣ on a grid: upscale that image.
+NUMBERS: tuple[str, ...] = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+#: The reactions the bot puts on a single-image result, so members can click them.
+RESULT_REACTIONS: tuple[str, ...] = (REROLL, UPSCALE, VARY)
 
-KIND_LABELS = {"txt2img": "Image", "img2img": "Image from image", "upscale": "Upscale"}
+KIND_LABELS = {
+    "txt2img": "Image", "img2img": "Image from image", "inpaint": "Inpainting", "upscale": "Upscale",
+}
+
+
+def result_reactions(count: int, shown: Sequence[bool] | None = None) -> tuple[str, ...]:
+    """The reactions seeded on a result: 🔄 🔍 🎨 on one image; 🔄 and 1️⃣-4️⃣ (shown images only) on a grid."""
+    if count <= 1:
+        return RESULT_REACTIONS if shown is None or all(shown) else (REROLL,)
+    visible = shown if shown is not None else [True] * count
+    return (REROLL, *(NUMBERS[i] for i in range(count) if visible[i]))
 
 
 def shorten(text: str, limit: int) -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def shorten_lines(lines: Sequence[str], limit: int) -> str:
+    """Lines joined with newlines, each whole line kept while they fit in ``limit``, then an ellipsis."""
+    out: list[str] = []
+    used = 0
+    for line in lines:
+        cost = len(line) + (1 if out else 0)
+        if used + cost > limit - 2:
+            out.append("…")
+            break
+        out.append(line)
+        used += cost
+    return "\n".join(out)[:limit]
 
 
 def queued_text(
@@ -64,9 +101,19 @@ def done_text(request: GenerationRequest, seconds: float) -> str:
 
 
 def result_embed(
-    request: GenerationRequest, *, model_name: str, job_id: int, requester_id: int, image_filename: str
+    request: GenerationRequest,
+    *,
+    model_name: str,
+    job_id: int,
+    requester_id: int,
+    image_filename: str | None,
+    note: str = "",
 ) -> discord.Embed:
-    """The embed posted with a result: prompt, seed(s), steps, guidance, size and model."""
+    """The embed posted with a result: prompt, seed(s), steps, guidance, size and model.
+
+    ``image_filename`` None: no image is shown (every image was withheld); ``note`` says why.
+    Every part is cut to Discord's limits (6000 characters in all).
+    """
     embed = discord.Embed(
         title=shorten(f"{KIND_LABELS.get(request.kind, 'Image')}: {request.prompt}", EMBED_TITLE_MAX),
         description=shorten(request.prompt, EMBED_DESCRIPTION_MAX),
@@ -82,11 +129,60 @@ def result_embed(
         embed.add_field(name="Strength", value=f"{request.strength:g}")
     if request.negative_prompt:
         embed.add_field(name="Negative", value=shorten(request.negative_prompt, EMBED_FIELD_MAX), inline=False)
-    embed.set_image(url=f"attachment://{image_filename}")
-    embed.set_footer(text=f"{job_footer_prefix(job_id)} {REROLL} re-roll · {UPSCALE} upscale 2x")
+    if note:
+        embed.add_field(name="Note", value=shorten(note, EMBED_FIELD_MAX), inline=False)
+    if image_filename is not None:
+        embed.set_image(url=f"attachment://{image_filename}")
+    if request.count > 1:
+        hint = f"U1-U{request.count} upscale · V1-V{request.count} vary · {REROLL} re-roll"
+    else:
+        hint = f"{REROLL} re-roll · {UPSCALE} upscale · {VARY} vary"
+    embed.set_footer(text=f"{job_footer_prefix(job_id)} {hint}")
     return embed
 
 
 def image_filename(job_id: int, index: int, seed: int) -> str:
     """The attachment name of one result image."""
     return f"job{job_id}_{index + 1}_seed{seed}.png"
+
+
+def grid_filename(job_id: int, seed: int) -> str:
+    """The attachment name of a grid of a job's images."""
+    return f"job{job_id}_grid_seed{seed}.png"
+
+
+def info_text(
+    request: GenerationRequest,
+    *,
+    image_id: int,
+    job_id: int,
+    model_name: str,
+    native: int,
+    parent_image_id: int | None,
+) -> str:
+    """Every parameter of one image, and the exact /imagine line that makes it again (ephemeral)."""
+    line = reproduce_line(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        seed=request.seed,
+        steps=request.steps,
+        guidance=request.guidance,
+        width=request.width,
+        height=request.height,
+        native=native,
+    )
+    parts = [
+        f"**Image #{image_id}** (job {job_id}, {KIND_LABELS.get(request.kind, request.kind)})",
+        f"Model: {model_name}",
+        f"Seed: {request.seed} · Steps: {request.steps} · Guidance: {request.guidance:g} · "
+        f"Size: {request.width}x{request.height}",
+    ]
+    if request.scheduler:
+        parts.append(f"Scheduler: {request.scheduler}")
+    if request.strength is not None:
+        parts.append(f"Strength: {request.strength:g}")
+    if parent_image_id is not None:
+        parts.append(f"Made from image #{parent_image_id}; the line below redraws it from the prompt alone.")
+    budget = CONTENT_MAX - sum(len(p) + 1 for p in parts) - 10
+    parts.append(f"```\n{shorten(line, max(budget, 100)).replace('```', '`')}\n```")
+    return shorten("\n".join(parts), CONTENT_MAX) if len("\n".join(parts)) > CONTENT_MAX else "\n".join(parts)

@@ -22,10 +22,13 @@ from PIL import Image
 
 from bot import embeds
 from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
-from bot.views import cancel_view
+from bot.views import cancel_view, result_view
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
+from generation.grid import make_grid
 from generation.queue import JobQueue, Progress, QueuedJob
-from generation.request import GenerationRequest
+from generation.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationRequest
+from generation.safety import Decision, SafetyPolicy
+from generation.upload_fit import MIN_MAX_BYTES, fit_upload
 from storage import Storage
 from storage.images import NewImage
 from storage.jobs import JobRecord
@@ -33,6 +36,12 @@ from storage.jobs import JobRecord
 log = logging.getLogger(__name__)
 
 POST_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: Discord's upload limit where nothing better is known (an unboosted server).
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+#: Room left in the upload limit for the rest of the multipart body (JSON payload, boundaries).
+UPLOAD_HEADROOM = 16 * 1024
+#: A withheld image's cell in a grid.
+WITHHELD_GREY = (64, 64, 64)
 #: Status messages whose place in the queue is refreshed per round (see ``_refresh_positions``).
 POSITION_EDITS_PER_ROUND = 5
 
@@ -50,6 +59,8 @@ class ModelInfo(Protocol):
     def max_tokens(self) -> int: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def configure(self, *, safety_checker: str = "auto", upscaler: str = "") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,22 @@ class _Tracked:
     edit_task: asyncio.Task[None] | None = None
     started: float | None = None
     finished: bool = False
+    #: The largest upload this job's interaction allows (None: not known; the guild's limit applies).
+    upload_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ResultUpload:
+    """What a result message carries: one file (a grid, or the one image) or none, and each image's fate."""
+
+    filename: str | None
+    data: bytes | None
+    decisions: tuple[Decision, ...]
+
+    @property
+    def shown(self) -> tuple[bool, ...]:
+        """Whether each image can be seen in the message (withheld ones can't)."""
+        return tuple(decision != "withhold" for decision in self.decisions)
 
 
 class JobRunner:
@@ -95,6 +122,12 @@ class JobRunner:
         self.queue = queue
         self.model = model
         self.progress_interval_s = progress_interval_s
+        settings = getattr(client, "settings", None)
+        #: Blocked words and what to do with flagged images (``[safety]``).
+        self.safety: SafetyPolicy = getattr(settings, "safety", None) or SafetyPolicy()
+        generation = getattr(settings, "generation", None)
+        #: The largest result file posted (``[generation] max_result_bytes``).
+        self.max_result_bytes: int = getattr(generation, "max_result_bytes", DEFAULT_UPLOAD_LIMIT)
         self._tracked: dict[int, _Tracked] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -108,13 +141,22 @@ class JobRunner:
     # -- submitting ------------------------------------------------------------------------------
 
     async def enqueue(
-        self, record: JobRecord, request: GenerationRequest, outlet: JobOutlet, *, check_caps: bool = True
+        self,
+        record: JobRecord,
+        request: GenerationRequest,
+        outlet: JobOutlet,
+        *,
+        check_caps: bool = True,
+        upload_limit: int | None = None,
     ) -> int:
-        """Hand a recorded job to the queue and start following it; return its place in the queue."""
+        """Hand a recorded job to the queue and start following it; return its place in the queue.
+
+        ``upload_limit`` is the interaction's own upload limit, where there is one.
+        """
         init_image = await self._load_init_image(request)
         tracked = _Tracked(
             record=record, request=request, outlet=outlet, view=cancel_view(record.id),
-            known_status_id=record.status_message_id,
+            known_status_id=record.status_message_id, upload_limit=upload_limit,
         )
         job = QueuedJob(
             job_id=record.id,
@@ -176,6 +218,14 @@ class JobRunner:
             return CancelOutcome(False, "This job has already finished.")
         log.info("job %s cancelled by %s", job_id, user_id)
         return CancelOutcome(True)
+
+    def jobs_of(self, user_id: int) -> list[tuple[int, GenerationRequest, int | None]]:
+        """A member's unfinished jobs: (job id, request, place in the queue: 0 running, None unknown)."""
+        return [
+            (job_id, tracked.request, self.queue.position(job_id))
+            for job_id, tracked in self._tracked.items()
+            if tracked.record.requester_id == user_id and not tracked.finished
+        ]
 
     async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
         """Record a job's status message, so a ❌ on it (or its Cancel button) still works after a restart."""
@@ -325,22 +375,48 @@ class JobRunner:
                 for index, (image, file) in enumerate(zip(images, stored, strict=True))
             ]
         )
-        names = [embeds.image_filename(record.id, i, seeds[i]) for i in range(len(images))]
+        age_restricted = self._age_restricted(record.channel_id)
+        decisions = tuple(
+            self.safety.decide(bool(image.info.get(FLAGGED_INFO_KEY)), age_restricted) for image in images
+        )
+        if any(decision != "post" for decision in decisions):
+            log.info("job %s: safety decisions %s", record.id, decisions)
+        limit = self._upload_limit(tracked)
+        upload = await asyncio.to_thread(_result_upload, images, encoded, decisions, record.id, seeds, limit)
         embed = embeds.result_embed(
             request, model_name=self.model.model_name, job_id=record.id,
-            requester_id=record.requester_id, image_filename=names[0],
+            requester_id=record.requester_id, image_filename=upload.filename, note=_withheld_note(decisions),
         )
+        image_ids = [row.id for row in rows]
+        view = result_view(record.id, image_ids, upload.shown)
         await self.storage.jobs.mark_delivering(record.id)
-        posted = await self._post_with_retries(tracked, embed, encoded, names)
-        await self._record_result(record, posted.message_id, posted.channel_id, [row.id for row in rows])
+        posted = await self._post_with_retries(tracked, embed, upload, view, images, encoded, seeds, limit)
+        await self._record_result(record, posted.message_id, posted.channel_id, image_ids)
         took = time.monotonic() - (tracked.started or time.monotonic())
         await self._final_status(tracked, embeds.done_text(request, took))
-        await self._add_reactions(posted.channel_id, posted.message_id, embeds.RESULT_REACTIONS)
+        await self._add_reactions(
+            posted.channel_id, posted.message_id, embeds.result_reactions(len(images), upload.shown)
+        )
         for hook in self.on_result:
             try:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def _age_restricted(self, channel_id: int) -> bool:
+        """Whether the channel is age-restricted (from the cache; unknown counts as not)."""
+        channel = self.client.get_channel(channel_id)
+        is_nsfw = getattr(channel, "is_nsfw", None)
+        return bool(is_nsfw()) if callable(is_nsfw) else False
+
+    def _upload_limit(self, tracked: _Tracked) -> int:
+        """The largest file this result may be: the config's cap, and the interaction's or guild's limit."""
+        limit = tracked.upload_limit
+        if limit is None and tracked.record.guild_id is not None:
+            guild = self.client.get_guild(tracked.record.guild_id)
+            limit = guild.filesize_limit if guild is not None else None
+        limit = min(limit or DEFAULT_UPLOAD_LIMIT, self.max_result_bytes)
+        return max(limit - UPLOAD_HEADROOM, MIN_MAX_BYTES)
 
     async def _record_result(self, record: JobRecord, message_id: int, channel_id: int, image_ids: list[int]) -> None:
         await self.storage.messages.add(
@@ -369,16 +445,37 @@ class JobRunner:
         return False
 
     async def _post_with_retries(
-        self, tracked: _Tracked, embed: discord.Embed, payloads: list[bytes], names: list[str]
+        self,
+        tracked: _Tracked,
+        embed: discord.Embed,
+        upload: ResultUpload,
+        view: discord.ui.View,
+        images: list[Image.Image],
+        encoded: list[bytes],
+        seeds: list[int],
+        limit: int,
     ) -> PostedRef:
+        """Post the result, retrying on network faults; a file Discord finds too large is re-encoded smaller."""
         for attempt, delay in enumerate((0.0, *POST_RETRY_DELAYS_S)):
             if delay:
                 await asyncio.sleep(delay)
-            files = [discord.File(io.BytesIO(data), filename=name) for data, name in zip(payloads, names, strict=True)]
+            files = []
+            if upload.data is not None and upload.filename is not None:
+                files = [discord.File(io.BytesIO(upload.data), filename=upload.filename)]
             try:
-                return await tracked.outlet.post_result(embed=embed, files=files)
+                return await tracked.outlet.post_result(embed=embed, files=files, view=view)
             except (discord.HTTPException, OSError) as error:
                 status = getattr(error, "status", 0)
+                if status == 413 or getattr(error, "code", 0) == 40005:
+                    size = len(upload.data or b"")
+                    limit = max(MIN_MAX_BYTES, min(limit, size) * 2 // 3)
+                    log.info("job %s: Discord refused %d bytes; re-encoding under %d", tracked.record.id, size, limit)
+                    upload = await asyncio.to_thread(
+                        _result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit
+                    )
+                    if upload.filename is not None:
+                        embed.set_image(url=f"attachment://{upload.filename}")
+                    continue
                 if 400 <= status < 500 and status != 429:
                     raise
                 log.warning("posting job %s failed (attempt %d): %s", tracked.record.id, attempt + 1, error)
@@ -394,13 +491,19 @@ class JobRunner:
                 return
 
     async def _load_init_image(self, request: GenerationRequest) -> Image.Image | None:
+        """The source image (its inpainting mask in ``info``), read off the event loop."""
         if request.init_image is None:
             return None
         path = self.storage.files.path_of(request.init_image)
+        mask_path = self.storage.files.path_of(request.mask_image) if request.mask_image else None
 
         def load() -> Image.Image:
             with Image.open(path) as image:
-                return image.convert("RGB")
+                source = image.convert("RGB")
+            if mask_path is not None:
+                with Image.open(mask_path) as mask:
+                    source.info[MASK_INFO_KEY] = mask.convert("L")
+            return source
 
         return await asyncio.to_thread(load)
 
@@ -412,6 +515,50 @@ def _encode_png_all(images: list[Image.Image]) -> list[bytes]:
         image.save(buffer, format="PNG", optimize=False)
         out.append(buffer.getvalue())
     return out
+
+
+def _result_upload(
+    images: list[Image.Image],
+    encoded: list[bytes],
+    decisions: tuple[Decision, ...],
+    job_id: int,
+    seeds: list[int],
+    limit: int,
+) -> ResultUpload:
+    """The file a result posts (blocking: grid making and encoding; run it in a thread).
+
+    One image: itself. Several: one grid, withheld cells painted grey. Spoilers: the whole file
+    (``SPOILER_`` name). Nothing shown: no file. A PNG over ``limit`` is re-encoded to fit.
+    """
+    shown = [decision != "withhold" for decision in decisions]
+    if not any(shown):
+        return ResultUpload(None, None, decisions)
+    if len(images) == 1:
+        picture, data, name = images[0], encoded[0], embeds.image_filename(job_id, 0, seeds[0])
+    else:
+        cells = [
+            image if visible else Image.new("RGB", image.size, WITHHELD_GREY)
+            for image, visible in zip(images, shown, strict=True)
+        ]
+        picture = make_grid(cells)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        data, name = buffer.getvalue(), embeds.grid_filename(job_id, seeds[0])
+    if len(data) > limit:
+        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0])
+        data, name = fitted.data, fitted.filename
+    if "spoiler" in decisions:
+        name = f"SPOILER_{name}"
+    return ResultUpload(name, data, decisions)
+
+
+def _withheld_note(decisions: tuple[Decision, ...]) -> str:
+    withheld = [str(i + 1) for i, decision in enumerate(decisions) if decision == "withhold"]
+    if not withheld:
+        return "Flagged by the safety checker: shown as a spoiler." if "spoiler" in decisions else ""
+    if len(decisions) == 1:
+        return "This image was flagged by the safety checker and is not shown here."
+    return f"Image {', '.join(withheld)} was flagged by the safety checker and is not shown here."
 
 
 def _failure_text(error: BaseException) -> str:

@@ -109,13 +109,24 @@ class JobOutlet:
         await self._channel().get_partial_message(self.status_message_id).edit(**edit.edit_kwargs())
 
     async def post_result(
-        self, *, embed: discord.Embed, files: list[discord.File], mention: bool = True
+        self,
+        *,
+        embed: discord.Embed,
+        files: list[discord.File],
+        view: discord.ui.View | None = None,
+        mention: bool = True,
     ) -> PostedRef:
-        """Post the finished images with their embed."""
+        """Post the finished images with their embed and buttons.
+
+        The prompt is only ever in the embed, which never pings; the content holds nothing but
+        the requester's mention, so letting user mentions ping pings exactly the requester.
+        """
         content = f"<@{self.requester_id}>" if mention else None
-        # The content holds nothing but the requester's mention, so letting user mentions ping is exact.
         allowed = discord.AllowedMentions(users=True, everyone=False, roles=False, replied_user=False)
-        message = await self._channel().send(content=content, embed=embed, files=files, allowed_mentions=allowed)
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        message = await self._channel().send(
+            content=content, embed=embed, files=files, allowed_mentions=allowed if mention else NO_PINGS, **extra
+        )
         return PostedRef(message.id, message.channel.id)
 
     async def _edit_via_webhook(self, message_id: int, edit: StatusEdit) -> None:
@@ -169,13 +180,19 @@ class InteractionOutlet(JobOutlet):
         self.status_message_id = message.id
 
     async def post_result(
-        self, *, embed: discord.Embed, files: list[discord.File], mention: bool = True
+        self,
+        *,
+        embed: discord.Embed,
+        files: list[discord.File],
+        view: discord.ui.View | None = None,
+        mention: bool = True,
     ) -> PostedRef:
         """A followup while the token is valid; after that a channel message mentioning the requester."""
         if self.token_valid:
+            extra: dict[str, Any] = {"view": view} if view is not None else {}
             try:
                 message = await self._webhook.send(
-                    embed=embed, files=files, wait=True, allowed_mentions=NO_PINGS
+                    embed=embed, files=files, wait=True, allowed_mentions=NO_PINGS, **extra
                 )
                 return PostedRef(message.id, message.channel.id if message.channel else self.channel_id)
             except (discord.NotFound, discord.Forbidden, discord.HTTPException) as error:
@@ -184,7 +201,7 @@ class InteractionOutlet(JobOutlet):
                 self._token_dead = True
                 for file in files:
                     file.reset()
-        return await super().post_result(embed=embed, files=files, mention=True)
+        return await super().post_result(embed=embed, files=files, view=view, mention=True)
 
 
 def _token_expired(error: discord.HTTPException) -> bool:

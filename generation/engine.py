@@ -1,12 +1,21 @@
 """The diffusers side: load a model once, run one :class:`GenerationRequest` on it.
 
 :class:`DiffusionEngine` is blocking by design: the job queue calls :meth:`DiffusionEngine.run`
-from its worker thread, never from the event loop. txt2img, img2img and upscaling share the one
-set of weights (``from_pipe``), loaded once.
+from its worker thread, never from the event loop. txt2img, img2img, inpainting and the hires-fix
+upscale share the one set of weights (``from_pipe``), loaded once; an operator may configure a
+dedicated diffusers upscaler instead, loaded on its first use.
+
+Safety: when the model ships a safety checker, the pipelines run without it (so a flagged image
+is not blacked out) and the engine runs it itself on every result, marking flagged images in
+``image.info[FLAGGED_INFO_KEY]``; the bot then withholds them or posts them as spoilers, as the
+operator chose. :meth:`DiffusionEngine.configure` swaps in another checker (``module:function``)
+or turns checking off.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import math
 import threading
@@ -20,12 +29,45 @@ from PIL import Image
 
 from generation.errors import JobStopped
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
-from generation.request import SCHEDULERS, GenerationRequest
+from generation.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
 
 log = logging.getLogger(__name__)
 
 #: Called from the worker thread after each denoising step: (step, total_steps, latents).
 StepCallback = Callable[[int, int, Any], None]
+#: Says which images are unsafe: (images, their prompts) -> one flag per image. Runs in the worker thread.
+SafetyChecker = Callable[[list[Image.Image], list[str]], list[bool]]
+#: Images above this many pixels are decoded by the VAE in tiles.
+TILED_DECODE_PIXELS = 1024 * 1024
+
+
+def load_safety_checker(spec: str) -> SafetyChecker:
+    """Import the ``package.module:function`` named in ``[safety] checker``."""
+    module_name, _, attribute = spec.partition(":")
+    checker = getattr(importlib.import_module(module_name), attribute)
+    if not callable(checker):
+        raise TypeError(f"{spec} is not callable")
+    return checker
+
+
+class _ModelSafetyChecker:
+    """The model's own safety checker (``StableDiffusionSafetyChecker`` and its feature extractor)."""
+
+    def __init__(self, checker: Any, feature_extractor: Any, placement: Placement) -> None:
+        self.checker = checker
+        self.feature_extractor = feature_extractor
+        self.placement = placement
+
+    def __call__(self, images: list[Image.Image], prompts: list[str]) -> list[bool]:
+        import numpy as np
+
+        inputs = self.feature_extractor(images, return_tensors="pt").pixel_values
+        arrays = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images])
+        with torch.no_grad():
+            _, flags = self.checker(
+                images=arrays, clip_input=inputs.to(self.placement.device, self.placement.dtype)
+            )
+        return [bool(flag) for flag in flags]
 
 
 @dataclass(frozen=True)
@@ -85,7 +127,14 @@ class DiffusionEngine:
         self.previewer: Previewer = LatentProjection()
         self._text2image: Any = None
         self._image2image: Any = None
+        self._inpaint: Any = None
         self._default_scheduler: Any = None
+        #: The checker run on every result (None: no checking), and the model's own one.
+        self.safety_checker: SafetyChecker | None = None
+        self._model_checker: SafetyChecker | None = None
+        #: A dedicated upscaler model (hub id or folder); empty: hires fix with the loaded model.
+        self.upscaler_id = ""
+        self._upscaler: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -106,12 +155,23 @@ class DiffusionEngine:
 
     def load(self) -> None:
         """Load the weights (blocking; minutes for a real model on first use)."""
-        from diffusers import AutoPipelineForImage2Image
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
         pipe = load_text2image(self.model_id, self.placement)
+        own_checker = getattr(pipe, "safety_checker", None)
+        if own_checker is not None:
+            # Run the checker ourselves: the pipelines would black flagged images out, and the
+            # operator may prefer them behind a spoiler.
+            self._model_checker = _ModelSafetyChecker(own_checker, pipe.feature_extractor, self.placement)
+            pipe.safety_checker = None
+            pipe.register_to_config(requires_safety_checker=False)
+        self.safety_checker = self._model_checker
         self._text2image = pipe
+        # Both share every component of ``pipe``: no weights are loaded or copied again.
         self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
         self._image2image.set_progress_bar_config(disable=True)
+        self._inpaint = AutoPipelineForInpainting.from_pipe(pipe)
+        self._inpaint.set_progress_bar_config(disable=True)
         self._default_scheduler = pipe.scheduler
         if self.preview_decoder:
             self.previewer = TinyAutoencoderPreview.load(
@@ -120,6 +180,31 @@ class DiffusionEngine:
         else:
             self.previewer = LatentProjection(sdxl="XL" in type(pipe).__name__)
         log.info("model %s loaded on %s (%s)", self.model_name, self.device, self.placement.dtype)
+
+    def configure(self, *, safety_checker: str = "auto", upscaler: str = "") -> None:
+        """Apply the operator's ``[safety] checker`` and ``[model] upscaler`` (after :meth:`load`).
+
+        ``safety_checker``: ``auto`` (the model's own, if it ships one), ``off``, or
+        ``package.module:function``. ``upscaler``: a diffusers upscaler loaded on first use, or
+        empty for the hires fix. Waits for the running job, so a job never sees half a change.
+        """
+        checker: SafetyChecker | None
+        if safety_checker == "auto":
+            checker = self._model_checker
+        elif safety_checker == "off":
+            checker = None
+        else:
+            checker = load_safety_checker(safety_checker)
+        with self._lock:
+            self.safety_checker = checker
+            if upscaler != self.upscaler_id:
+                self.upscaler_id = upscaler
+                self._upscaler = None
+
+    def pipelines(self) -> dict[str, Any]:
+        """The pipelines by the request kind they run (the dedicated upscaler only once loaded)."""
+        upscale = self._upscaler if self._upscaler is not None else self._image2image
+        return {"txt2img": self.pipeline, "img2img": self._image2image, "inpaint": self._inpaint, "upscale": upscale}
 
     @property
     def pipeline(self) -> Any:
@@ -198,6 +283,27 @@ class DiffusionEngine:
         on_step: StepCallback | None,
         should_stop: Callable[[], JobStopped | None] | None,
     ) -> list[Image.Image]:
+        images = self._generate(requests, init_images, on_step, should_stop)
+        self._flag_unsafe(requests, images)
+        return images
+
+    def _flag_unsafe(self, requests: Sequence[GenerationRequest], images: list[Image.Image]) -> None:
+        """Mark each image with the safety checker's verdict (``info[FLAGGED_INFO_KEY]``)."""
+        checker = self.safety_checker
+        prompts = [r.prompt for r in requests for _ in range(r.count)]
+        flags = checker(images, prompts) if checker is not None else [False] * len(images)
+        if len(flags) != len(images):
+            raise RuntimeError(f"the safety checker gave {len(flags)} verdicts for {len(images)} images")
+        for image, flag in zip(images, flags, strict=True):
+            image.info[FLAGGED_INFO_KEY] = bool(flag)
+
+    def _generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        on_step: StepCallback | None,
+        should_stop: Callable[[], JobStopped | None] | None,
+    ) -> list[Image.Image]:
         first = requests[0]
         steps = first.steps
         if first.kind == "txt2img":
@@ -206,7 +312,9 @@ class DiffusionEngine:
         else:
             if any(image is None for image in init_images):
                 raise ValueError(f"a {first.kind} request needs its source image")
-            pipe = self._image2image
+            if first.kind == "upscale" and self.upscaler_id:
+                return self._run_upscaler(requests, init_images, on_step, should_stop)
+            pipe = self._inpaint if first.kind == "inpaint" else self._image2image
             strength = first.strength or 1.0
             # img2img runs int(steps * strength) steps; make sure that is at least one.
             steps = max(steps, math.ceil(1 / strength))
@@ -235,14 +343,11 @@ class DiffusionEngine:
         if first.kind == "txt2img":
             result = pipe(width=first.width, height=first.height, **common)
             return list(result.images)
-        sources: list[Image.Image] = []
-        for request, image in zip(requests, init_images, strict=True):
-            assert image is not None
-            source = image.convert("RGB")
-            if source.size != (request.width, request.height):
-                source = source.resize((request.width, request.height), Image.Resampling.LANCZOS)
-            sources.extend([source] * request.count)
-        large = first.width * first.height > 1024 * 1024
+        sources, masks = self._sources(requests, init_images)
+        if first.kind == "inpaint":
+            common["mask_image"] = masks
+            common["width"], common["height"] = first.width, first.height
+        large = first.width * first.height > TILED_DECODE_PIXELS
         if large:
             pipe.vae.enable_tiling()
         try:
@@ -251,6 +356,96 @@ class DiffusionEngine:
             if large:
                 pipe.vae.disable_tiling()
         return list(result.images)
+
+    @staticmethod
+    def _sources(
+        requests: Sequence[GenerationRequest], init_images: Sequence[Image.Image | None]
+    ) -> tuple[list[Image.Image], list[Image.Image]]:
+        """Each request's source image (and inpainting mask), Lanczos-resized to its size, once per image."""
+        sources: list[Image.Image] = []
+        masks: list[Image.Image] = []
+        for request, image in zip(requests, init_images, strict=True):
+            assert image is not None
+            size = (request.width, request.height)
+            source = image.convert("RGB")
+            if source.size != size:
+                source = source.resize(size, Image.Resampling.LANCZOS)
+            sources.extend([source] * request.count)
+            if request.kind == "inpaint":
+                mask = image.info.get(MASK_INFO_KEY)
+                if not isinstance(mask, Image.Image):
+                    raise ValueError("an inpaint request needs its mask")
+                mask = mask.convert("L")
+                if mask.size != size:
+                    mask = mask.resize(size, Image.Resampling.BILINEAR)
+                masks.extend([mask] * request.count)
+        return sources, masks
+
+    def _load_upscaler(self) -> Any:
+        """The dedicated upscaler, loaded on first use (blocking, in the worker thread)."""
+        if self._upscaler is None:
+            from diffusers import DiffusionPipeline
+
+            path = Path(self.upscaler_id).expanduser()
+            source = str(path) if path.exists() else self.upscaler_id
+            log.info("loading upscaler %s on %s", self.upscaler_id, self.device)
+            upscaler = DiffusionPipeline.from_pretrained(source, torch_dtype=self.placement.dtype)
+            upscaler = upscaler.to(self.device)
+            upscaler.set_progress_bar_config(disable=True)
+            self._upscaler = upscaler
+        return self._upscaler
+
+    def _run_upscaler(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        on_step: StepCallback | None,
+        should_stop: Callable[[], JobStopped | None] | None,
+    ) -> list[Image.Image]:
+        """Upscale with the dedicated model, then fit the result to the requested size (Lanczos)."""
+        pipe = self._load_upscaler()
+        first = requests[0]
+        total = first.steps
+        accepts = inspect.signature(pipe.__call__).parameters
+
+        def step(index: int, latents: Any) -> None:
+            if on_step is not None:
+                on_step(min(index + 1, total), total, latents)
+            stop = should_stop() if should_stop is not None else None
+            if stop is not None:
+                raise stop
+
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in requests for _ in range(r.count)],
+            "image": [image.convert("RGB") for image, r in zip(init_images, requests, strict=True)
+                      if image is not None for _ in range(r.count)],
+            "num_inference_steps": total,
+            "generator": [torch.Generator(device="cpu").manual_seed(s) for r in requests for s in r.seeds()],
+            "output_type": "pil",
+        }
+        if "callback_on_step_end" in accepts:
+
+            def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                step(index, tensors.get("latents"))
+                return tensors
+
+            kwargs["callback_on_step_end"] = step_end
+        elif "callback" in accepts:
+            kwargs["callback"] = lambda i, _t, latents: step(i, latents)
+            kwargs["callback_steps"] = 1
+        large = first.width * first.height > TILED_DECODE_PIXELS
+        if large and hasattr(pipe, "vae"):
+            pipe.vae.enable_tiling()
+        try:
+            images = list(pipe(**kwargs).images)
+        finally:
+            if large and hasattr(pipe, "vae"):
+                pipe.vae.disable_tiling()
+        sizes = [(r.width, r.height) for r in requests for _ in range(r.count)]
+        return [
+            image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+            for image, size in zip(images, sizes, strict=True)
+        ]
 
     def preview_png(self, latents: Any, max_side: int = 160) -> bytes:
         """A small PNG of the first image's current latents (cheap; see :mod:`generation.previews`)."""

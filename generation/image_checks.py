@@ -64,6 +64,12 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.3g} MB"
 
 
+def check_declared_size(size: int, *, filename: str, max_bytes: int, role: UploadRole = "image") -> None:
+    """Refuse a file by the size Discord reports, before downloading it (the message of :func:`check_upload`)."""
+    if size > max_bytes:
+        raise UploadError(role, f"{_what(role, filename)} is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}.")
+
+
 def _check_type(content_type: str | None, filename: str, role: UploadRole) -> None:
     """Refuse a file whose declared MIME type (or, without one, file name) is not PNG, JPEG or WebP."""
     if content_type:

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RequestKind = Literal["txt2img", "img2img", "upscale"]
+#: Key in a source image's ``info`` under which the bot hands the engine an inpainting mask (an
+#: ``L`` image), and in a result image's ``info`` under which the engine marks it flagged by the
+#: safety checker (a bool). The queue carries images without looking inside them.
+MASK_INFO_KEY = "panelbot.mask"
+FLAGGED_INFO_KEY = "panelbot.flagged"
+
+RequestKind = Literal["txt2img", "img2img", "inpaint", "upscale"]
+#: Kinds that start from a source image.
+IMAGE_KINDS: tuple[str, ...] = ("img2img", "inpaint", "upscale")
 SEED_MAX = 2**32 - 1
 
 #: Scheduler names users may pick, mapped to diffusers class names.
@@ -44,7 +52,7 @@ class GenerationLimits:
     max_steps: int = 100
     default_guidance: float = 7.0
     max_guidance: float = 30.0
-    default_count: int = 1
+    default_count: int = 4
     max_count: int = 4
     min_size: int = 64
     max_size: int = 2048
@@ -52,6 +60,19 @@ class GenerationLimits:
     default_upscale_strength: float = 0.3
     max_upscaled_pixels: int = 2048 * 2048
     max_prompt_chars: int = 1000
+    #: How much of a source image img2img and inpainting redraw when the request names no strength.
+    default_strength: float = 0.6
+    #: 🎨 variations: the strength of a subtle and of a strong one.
+    variation_subtle_strength: float = 0.35
+    variation_strong_strength: float = 0.65
+    #: Upscales multiply each side by this.
+    upscale_factor: int = 2
+    #: Uploaded source images and masks: the most bytes and pixels accepted.
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_upload_pixels: int = 4096 * 4096
+    #: The largest result file posted; larger ones are re-encoded (WebP or JPEG) to fit. The
+    #: guild's or the interaction's own upload limit applies too, whichever is smaller.
+    max_result_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -67,6 +88,13 @@ class GenerationLimits:
             ("default_upscale_strength", 0 < self.default_upscale_strength <= 1),
             ("max_upscaled_pixels", self.max_upscaled_pixels >= self.max_pixels),
             ("max_prompt_chars", self.max_prompt_chars >= 1),
+            ("default_strength", 0.01 <= self.default_strength <= 1),
+            ("variation_subtle_strength", 0.01 <= self.variation_subtle_strength <= 1),
+            ("variation_strong_strength", 0.01 <= self.variation_strong_strength <= 1),
+            ("upscale_factor", 2 <= self.upscale_factor <= 4),
+            ("max_upload_bytes", self.max_upload_bytes >= 1024),
+            ("max_upload_pixels", self.max_upload_pixels >= self.min_size * self.min_size),
+            ("max_result_bytes", self.max_result_bytes >= 64 * 1024),
         ]
         for name, ok in checks:
             if not ok:
@@ -87,8 +115,10 @@ class GenerationRequest:
     count: int = 1
     scheduler: str | None = None
     kind: RequestKind = "txt2img"
-    #: Path (relative to the image store) of the source image for img2img and upscale.
+    #: Path (relative to the image store) of the source image for img2img, inpaint and upscale.
     init_image: str | None = None
+    #: Path (relative to the image store) of the inpainting mask: white is redrawn, black kept.
+    mask_image: str | None = None
     strength: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -180,9 +210,11 @@ def validate(
             f"{request.width}x{request.height} is {request.width * request.height:,} pixels; "
             f"the limit is {max_pixels:,}. Pick a smaller `width` or `height`.",
         )
-    if request.kind in ("img2img", "upscale"):
+    if request.kind in IMAGE_KINDS:
         if not request.init_image:
             raise RequestError("image", f"a {request.kind} request needs a source image.")
+        if request.kind == "inpaint" and not request.mask_image:
+            raise RequestError("mask", "an inpaint request needs a mask.")
         if request.strength is None:
             raise RequestError("strength", "`strength` is needed with a source image.")
         _check_range("strength", request.strength, 0.01, 1.0)
@@ -202,12 +234,13 @@ def upscale_of(
     width: int,
     height: int,
     limits: GenerationLimits,
-    factor: int = 2,
+    factor: int | None = None,
 ) -> GenerationRequest:
     """A hires-fix upscale of one image (🔍): Lanczos-resize ``factor`` times, then img2img at low strength.
 
     Raises :class:`RequestError` when the result would pass the configured maximum size.
     """
+    factor = limits.upscale_factor if factor is None else factor
     new_width, new_height = width * factor, height * factor
     if new_width * new_height > limits.max_upscaled_pixels:
         raise RequestError(
@@ -222,5 +255,28 @@ def upscale_of(
         count=1,
         seed=source_seed,
         init_image=source_path,
+        mask_image=None,
         strength=limits.default_upscale_strength,
+    )
+
+
+def variation_of(
+    request: GenerationRequest,
+    *,
+    source_path: str,
+    width: int,
+    height: int,
+    strength: float,
+    seed: int | None = None,
+) -> GenerationRequest:
+    """A variation of one image (🎨): img2img from it with the same prompt, ``strength``, and a new seed."""
+    return request.replace(
+        kind="img2img",
+        width=width,
+        height=height,
+        count=1,
+        seed=random_seed() if seed is None else seed,
+        init_image=source_path,
+        mask_image=None,
+        strength=strength,
     )

@@ -104,12 +104,16 @@ class SafetyPolicy:
 
     ``nsfw_action`` applies in ordinary channels: ``withhold`` (don't post; tell the requester) or
     ``spoiler`` (post behind a spoiler). ``age_restricted_action`` applies in age-restricted
-    channels: ``allow`` (post normally), ``withhold`` or ``spoiler``.
+    channels: ``allow`` (post normally), ``withhold`` or ``spoiler``. ``checker`` says which
+    safety checker flags images: ``auto`` (the model's own, where it ships one), ``off``, or
+    ``package.module:function``, a callable ``(images, prompts) -> flags`` the engine runs on each
+    result in its worker thread.
     """
 
     blocked_words: tuple[str, ...] = ()
     nsfw_action: str = "withhold"
     age_restricted_action: str = "spoiler"
+    checker: str = "auto"
 
     def __post_init__(self) -> None:
         if self.nsfw_action not in NSFW_ACTIONS:

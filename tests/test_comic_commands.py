@@ -303,7 +303,7 @@ async def test_book_reaction_adds_an_imagine_result_as_a_panel(
     db = tmp_path / "bot.sqlite3"
     maya, sam = emulator.add_member("maya"), emulator.add_member("sam")
     await answer(emulator, await comic(emulator, "new", maya, title="Found Art"))
-    await emulator.send_slash_command("imagine", {"prompt": "an old map", "seed": 5}, user_id=maya)
+    await emulator.send_slash_command("imagine", {"prompt": "an old map", "seed": 5, "count": 1}, user_id=maya)
     result = await emulator.wait_for(lambda: results(emulator)[0] if results(emulator) else None, WAIT)
     # The bot records its result, then reacts to it: from then on reactions on it are looked up.
     await emulator.wait_for(lambda: {"🔄", "🔍"} <= set(result.reactions), 10)

@@ -43,7 +43,7 @@ async def test_imagine_posts_a_png_with_seed_rows_and_file(
     emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
 ) -> None:
     alice = emulator.add_member("alice")
-    result = await imagine(emulator, alice, seed=1234)
+    result = await imagine(emulator, alice, seed=1234, count=1)
 
     interaction = emulator.interactions[0]
     assert interaction.ack_ms is not None and interaction.ack_ms < 3000
@@ -57,7 +57,7 @@ async def test_imagine_posts_a_png_with_seed_rows_and_file(
     assert fields["Seed"] == "1234" and fields["Size"] == "64x64" and fields["Steps"] == "3"
     assert fields["Model"] == "tiny-sd"
     assert embed["image"]["url"] == f"attachment://{attachment.filename}"
-    await emulator.wait_for(lambda: set(result.reactions) == {"🔄", "🔍"}, timeout=10)
+    await emulator.wait_for(lambda: set(result.reactions) == {"🔄", "🔍", "🎨"}, timeout=10)
 
     await emulator.wait_for(lambda: "Done" in (status.content or ""), timeout=10)
     db = tmp_path / "bot.sqlite3"
@@ -74,17 +74,18 @@ async def test_same_seed_same_pixels_other_seed_differs(
     emulator: DiscordEmulator, running_bot: RunningBot
 ) -> None:
     bob = emulator.add_member("bob")
-    first = await imagine(emulator, bob, seed=42)
-    second = await imagine(emulator, bob, seed=42)
-    third = await imagine(emulator, bob, seed=43)
+    first = await imagine(emulator, bob, seed=42, count=1)
+    second = await imagine(emulator, bob, seed=42, count=1)
+    third = await imagine(emulator, bob, seed=43, count=1)
     assert np.array_equal(pixels(first), pixels(second))
     assert np.abs(pixels(first) - pixels(third)).mean() > 1.0
 
 
-async def test_count_gives_one_attachment_per_seed(emulator: DiscordEmulator, running_bot: RunningBot) -> None:
+async def test_count_gives_one_grid_with_a_seed_per_image(emulator: DiscordEmulator, running_bot: RunningBot) -> None:
     carol = emulator.add_member("carol")
     result = await imagine(emulator, carol, seed=10, count=2)
-    assert len(result.attachments) == 2
+    [grid] = result.attachments
+    assert grid.image().size == (128, 64)  # two 64x64 images side by side
     fields = {f["name"]: f["value"] for f in result.embeds[0]["fields"]}
     assert fields["Seeds"] == "10, 11"
 
@@ -99,7 +100,7 @@ async def test_status_message_shows_steps(emulator: DiscordEmulator, running_bot
 
 async def test_reroll_and_upscale_reactions(emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path) -> None:
     erin = emulator.add_member("erin")
-    original = await imagine(emulator, erin, seed=7)
+    original = await imagine(emulator, erin, seed=7, count=1)
 
     await emulator.add_reaction(original.id, "🔄", user_id=erin)
     reroll = await emulator.wait_for(lambda: results(emulator)[1] if len(results(emulator)) > 1 else None, 60)
@@ -170,7 +171,7 @@ async def test_reactions_work_after_a_restart(emulator: DiscordEmulator, engine:
     first = await start_bot(emulator, engine, settings)
     hana = emulator.add_member("hana")
     try:
-        original = await imagine(emulator, hana, seed=99)
+        original = await imagine(emulator, hana, seed=99, count=1)
     finally:
         await first.stop()
 

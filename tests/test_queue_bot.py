@@ -156,10 +156,10 @@ async def test_compatible_jobs_batch_and_match_their_solo_images(
     bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path, queue={"max_batch_images": 4}))
     try:
         users = [emulator.add_member(f"b{i}") for i in range(4)]
-        blocker = await start(emulator, users[0], "blocker", steps=100, width=128)  # keeps the worker busy
+        blocker = await start(emulator, users[0], "blocker", steps=100, width=128, count=1)  # keeps it busy
         await until_running(emulator, blocker)
         for index, user in enumerate(users[1:]):
-            await start(emulator, user, f"batched {index}", seed=100 + index)
+            await start(emulator, user, f"batched {index}", seed=100 + index, count=1)
         await emulator.wait_for(lambda: len(results(emulator)) == 4, timeout=90)
         assert batch_sizes == [1, 3], "the three compatible jobs should run as one pipeline call"
         for index in range(3):

@@ -1,0 +1,282 @@
+"""/imagine, /history, /queue, /cancel and the reactions on results.
+
+The cog only translates: options, flags and attachments become a request (:mod:`._build`,
+:mod:`._uploads`); reactions and buttons become calls on :class:`._actions.ResultActions`.
+
+Reactions on a result: 🔄 re-roll, 🔍 upscale, 🎨 subtle variation, 1️⃣-4️⃣ upscale that image of
+a grid, ❌ delete (its requester or a moderator; anyone else's ❌ is removed). ❌ on a *status*
+message cancels its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import embeds
+from bot.cogs.imagine._actions import Origin, ResultActions
+from bot.cogs.imagine._build import ImagineOptions, build_request
+from bot.cogs.imagine._uploads import read_sources
+from bot.errors import reply_ephemeral
+from bot.outlets import NO_PINGS
+from bot.views import CANCEL_EMOJI
+from generation.request import SEED_MAX, RequestError
+from generation.styles import match_styles
+from storage.messages import PostedMessage
+
+if TYPE_CHECKING:
+    from bot.bot import ArtBot
+
+log = logging.getLogger(__name__)
+
+#: Waits before looking again for a just-posted message's record (see ``_posted_message``).
+RECORD_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
+#: Reactions this cog acts on.
+HANDLED_REACTIONS = frozenset({CANCEL_EMOJI, embeds.REROLL, embeds.UPSCALE, embeds.VARY, *embeds.NUMBERS})
+
+
+class Imagine(commands.Cog):
+    """Image generation: /imagine with flags, styles and attachments; /history, /queue, /cancel; result reactions."""
+
+    def __init__(self, bot: ArtBot) -> None:
+        self.bot = bot
+        self.actions = ResultActions(bot)
+
+    async def cog_load(self) -> None:
+        """Give every engine the configured safety checker and upscaler."""
+        settings = self.bot.settings
+        engines: list[Any] = list(getattr(self.bot.queue, "_engines", None) or [self.bot.model])
+        for engine in engines:
+            configure = getattr(engine, "configure", None)
+            if configure is not None:
+                await asyncio.to_thread(
+                    configure, safety_checker=settings.safety.checker, upscaler=settings.model.upscaler
+                )
+
+    # -- /imagine ------------------------------------------------------------------------------------
+
+    @app_commands.command(name="imagine")
+    @app_commands.describe(
+        prompt="What to draw; flags may follow: --ar 16:9 --seed 42 --no text --steps 30 --cfg 6 --n 2 --style comic",
+        negative="What to keep out of the image (wins over --no)",
+        seed="Seed for a reproducible image (random if left out)",
+        steps="Denoising steps: more is slower and often finer",
+        guidance="How closely to follow the prompt (classifier-free guidance)",
+        width="Width in pixels, a multiple of 8 (default: the model's native size)",
+        height="Height in pixels, a multiple of 8 (default: the model's native size)",
+        count="How many images (1-4); two or more come as one grid",
+        style="A style preset: wraps the prompt, adds a negative prompt and defaults",
+        image="A PNG, JPEG or WebP to start from (img2img)",
+        mask="With image: white where the image is redrawn, black where it is kept (inpainting)",
+        strength="With image: how much of it is redrawn (0.05 keeps it, 1 ignores it)",
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 1000],
+        negative: app_commands.Range[str, 0, 1000] | None = None,
+        seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+        steps: app_commands.Range[int, 1, 150] | None = None,
+        guidance: app_commands.Range[float, 0.0, 30.0] | None = None,
+        width: app_commands.Range[int, 64, 2048] | None = None,
+        height: app_commands.Range[int, 64, 2048] | None = None,
+        count: app_commands.Range[int, 1, 4] | None = None,
+        style: app_commands.Range[str, 1, 32] | None = None,
+        image: discord.Attachment | None = None,
+        mask: discord.Attachment | None = None,
+        strength: app_commands.Range[float, 0.05, 1.0] | None = None,
+    ) -> None:
+        """Generate images from a text prompt, or from an image you upload."""
+        settings = self.bot.settings
+        limits = settings.generation
+        options = ImagineOptions(
+            prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
+            width=width, height=height, count=count, style=style,
+        )
+        try:
+            if image is None and (mask is not None or strength is not None):
+                raise RequestError(
+                    "image", "`mask` and `strength` work on an uploaded `image`; add one, or leave them out."
+                )
+            # Check the prompt (flags, style, blocked words) before downloading anything.
+            request = build_request(
+                options, limits=limits, native=self.bot.model.native_size, styles=settings.styles,
+                safety=settings.safety,
+            )
+            if image is not None:
+                sources = await read_sources(image, mask, limits=limits, store=self.bot.storage.files)
+                request = build_request(
+                    options, limits=limits, native=self.bot.model.native_size, styles=settings.styles,
+                    safety=settings.safety, source_size=sources.size,
+                ).replace(
+                    seed=request.seed,
+                    kind="inpaint" if sources.mask_path else "img2img",
+                    init_image=sources.image_path,
+                    mask_image=sources.mask_path,
+                    strength=limits.default_strength if strength is None else strength,
+                )
+        except RequestError as error:
+            await reply_ephemeral(interaction, str(error))
+            return
+        origin = Origin(
+            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+            interaction=interaction,
+        )
+        await self.actions.submit(origin, request)
+
+    @imagine.autocomplete("style")
+    async def _style_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        styles = self.bot.settings.styles
+        choices = []
+        for name in match_styles(current, styles):
+            description = styles[name].description
+            label = f"{name}: {description}" if description else name
+            choices.append(app_commands.Choice(name=embeds.shorten(label, 100), value=name))
+        return choices
+
+    # -- /history, /queue, /cancel ---------------------------------------------------------------------
+
+    @app_commands.command(name="history")
+    @app_commands.describe(user="Whose images to show (default: yours)")
+    async def history(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
+        """Page through a member's images, newest first (only you see the pages)."""
+        target = user or interaction.user
+        content, view, file = await self.actions.history_page(target.id, 0)
+        extra: dict[str, Any] = {"file": file} if file is not None else {}
+        await interaction.response.send_message(
+            content, view=view, ephemeral=True, allowed_mentions=NO_PINGS, **extra
+        )
+
+    @app_commands.command(name="queue")
+    async def queue_command(self, interaction: discord.Interaction) -> None:
+        """Show your jobs and how long the queue is."""
+        queue = self.bot.queue
+        waiting, running = queue.pending_count(), len(queue.running())
+        lines = [f"The queue has {waiting} job(s) waiting and {running} running."]
+        mine = sorted(self.bot.runner.jobs_of(interaction.user.id), key=lambda job: (job[2] is None, job[2] or 0))
+        if not mine:
+            lines.append("You have no jobs in it.")
+        for job_id, request, position in mine:
+            if position == 0:
+                where = "running now"
+            elif position is None:
+                where = "finishing"
+            else:
+                eta = queue.estimate_wait_s(job_id)
+                where = f"position {position}" + (f", starts in about {round(eta)} s" if eta is not None else "")
+            lines.append(f"• Job {job_id}: **{discord.utils.escape_markdown(embeds.shorten(request.prompt, 80))}**"
+                         f" ({where})")
+        if mine:
+            lines.append("`/cancel` cancels your waiting jobs; a running one has its own Cancel button.")
+        await interaction.response.send_message(
+            embeds.shorten_lines(lines, embeds.CONTENT_MAX), ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="cancel")
+    async def cancel_command(self, interaction: discord.Interaction) -> None:
+        """Cancel every job of yours that is still waiting in the queue."""
+        cancelled = 0
+        for job_id, _request, position in self.bot.runner.jobs_of(interaction.user.id):
+            if not position:  # running (0) or unknown: only waiting jobs
+                continue
+            outcome = await self.bot.runner.request_cancel(job_id, user_id=interaction.user.id, moderator=False)
+            cancelled += outcome.accepted
+        text = f"Cancelled {cancelled} waiting job(s)." if cancelled else "You have no waiting jobs to cancel."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    # -- reactions -------------------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        """🔄 🔍 🎨 1️⃣-4️⃣ ❌ on the bot's results; ❌ on a status message cancels its job."""
+        if self.bot.user is None or payload.user_id == self.bot.user.id:
+            return
+        emoji = str(payload.emoji)
+        if emoji not in HANDLED_REACTIONS:
+            return
+        posted = await self._posted_message(payload)
+        if posted is None:
+            return
+        if emoji == CANCEL_EMOJI:
+            if posted.kind == "status":
+                await self._cancel_by_reaction(payload, posted)
+            elif posted.kind == "result":
+                await self._delete_by_reaction(payload, posted)
+            return
+        if posted.kind != "result" or not posted.image_ids:
+            return
+        origin = Origin(
+            user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
+            reply_to_message_id=payload.message_id,
+        )
+        if emoji == embeds.REROLL:
+            await self.actions.reroll(origin, posted.job_id)
+        elif emoji == embeds.UPSCALE:
+            await self.actions.upscale(origin, posted.image_ids[0])
+        elif emoji == embeds.VARY:
+            await self.actions.vary(origin, posted.image_ids[0], "subtle")
+        else:
+            index = embeds.NUMBERS.index(emoji)
+            if len(posted.image_ids) > 1 and index < len(posted.image_ids):
+                await self.actions.upscale(origin, posted.image_ids[index])
+
+    async def _cancel_by_reaction(self, payload: discord.RawReactionActionEvent, posted: PostedMessage) -> None:
+        """❌ on a status message cancels its job, for the requester or a moderator; others' ❌ are removed."""
+        outcome = await self.bot.runner.request_cancel(
+            posted.job_id, user_id=payload.user_id, moderator=self._can_moderate(payload)
+        )
+        if not outcome.accepted:
+            await self._remove_reaction(payload, CANCEL_EMOJI)
+
+    async def _delete_by_reaction(self, payload: discord.RawReactionActionEvent, posted: PostedMessage) -> None:
+        """❌ on a result deletes it, for the requester or a moderator; others' ❌ are removed."""
+        allowed = await self.actions.may_delete(
+            posted.job_id, payload.user_id, moderator=self._can_moderate(payload)
+        )
+        if not allowed:
+            await self._remove_reaction(payload, CANCEL_EMOJI)
+            return
+        message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
+        try:
+            await message.delete()
+        except discord.HTTPException as error:
+            log.warning("could not delete result %s: %s", payload.message_id, error)
+            return
+        log.info("result of job %s deleted by %s (❌)", posted.job_id, payload.user_id)
+
+    async def _remove_reaction(self, payload: discord.RawReactionActionEvent, emoji: str) -> None:
+        message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
+        try:
+            await message.remove_reaction(emoji, discord.Object(payload.user_id))
+        except discord.HTTPException as error:
+            log.info("could not remove a refused %s: %s", emoji, error)
+
+    def _can_moderate(self, payload: discord.RawReactionActionEvent) -> bool:
+        """Whether the reacting member may manage messages in that channel."""
+        member = payload.member
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+        channel = guild.get_channel(payload.channel_id) if guild else None
+        if member is None or channel is None:
+            return False
+        return bool(channel.permissions_for(member).manage_messages)
+
+    async def _posted_message(self, payload: discord.RawReactionActionEvent) -> PostedMessage | None:
+        """The bot's record of the reacted message.
+
+        A message is recorded just after Discord accepts it, so a reaction in the first instant
+        may arrive first: for the bot's own messages, look again a few times before giving up.
+        """
+        ours = self.bot.user is not None and payload.message_author_id == self.bot.user.id
+        for delay in RECORD_RETRY_DELAYS_S if ours else ():
+            posted = await self.bot.storage.messages.get(payload.message_id)
+            if posted is not None:
+                return posted
+            await asyncio.sleep(delay)
+        return await self.bot.storage.messages.get(payload.message_id)
