@@ -6,6 +6,7 @@ anything unexpected (never the token: discord.py does not log it and neither do 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import discord
@@ -19,11 +20,18 @@ class UserFacingError(app_commands.AppCommandError):
 
 
 async def reply_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer (or follow up) with a message only the user sees."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
+    """Answer (or follow up) with a message only the user sees.
+
+    After a public defer ("thinking…"), that placeholder is removed first, so nothing is left in
+    the channel for a request that was refused.
+    """
+    if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True)
+        return
+    if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+    await interaction.followup.send(text, ephemeral=True)
 
 
 async def on_app_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -142,6 +142,11 @@ class JobQueue:
         self.on_change: Callable[[], None] | None = None
 
     @property
+    def engines(self) -> tuple[Engine, ...]:
+        """The engines (one per device) the workers run on."""
+        return tuple(self._engines)
+
+    @property
     def workers(self) -> int:
         """How many engines (devices) run jobs side by side."""
         return len(self._engines)

@@ -48,9 +48,18 @@ def last_request(db: Path) -> dict[str, Any]:
 
 
 async def ephemeral_reply(emu: DiscordEmulator, name: str, options: dict[str, Any], user: int, **kw: Any) -> str:
+    """The private refusal: the response itself, or (after a defer for uploads) an ephemeral followup
+    with the public "thinking…" placeholder removed."""
     interaction = await emu.send_slash_command(name, options, user_id=user, **kw)
-    reply = await emu.wait_for(lambda: interaction.original, 10)
+
+    def refusal() -> Any:
+        if interaction.original is not None and interaction.original.ephemeral:
+            return interaction.original
+        return next((m for m in interaction.followups if m.ephemeral), None)
+
+    reply = await emu.wait_for(refusal, 10)
     assert reply.ephemeral
+    assert all(m.ephemeral or m.deleted for m in [interaction.original, *interaction.followups] if m is not None)
     return reply.content
 
 

@@ -125,15 +125,22 @@ class ResultActions:
         position = await runner.enqueue(
             record, request, outlet, check_caps=False, upload_limit=interaction.filesize_limit
         )
+        text = embeds.queued_text(request, position)
         try:
-            response = await interaction.response.send_message(
-                embeds.queued_text(request, position), allowed_mentions=NO_PINGS, view=cancel_view(record.id)
-            )
+            if interaction.response.is_done():  # deferred while uploads were checked
+                message = await interaction.edit_original_response(
+                    content=text, allowed_mentions=NO_PINGS, view=cancel_view(record.id)
+                )
+                message_id: int | None = message.id
+            else:
+                response = await interaction.response.send_message(
+                    text, allowed_mentions=NO_PINGS, view=cancel_view(record.id)
+                )
+                message_id = getattr(response, "message_id", None)
         except discord.HTTPException:
             outlet.set_status_message(None)
             self.bot.queue.cancel(record.id)
             raise
-        message_id = getattr(response, "message_id", None)
         outlet.set_status_message(message_id, via_webhook=isinstance(outlet, InteractionOutlet))
         if message_id is not None:
             await runner.remember_status(record.id, message_id, record.channel_id, record.guild_id)

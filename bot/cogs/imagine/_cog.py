@@ -50,7 +50,7 @@ class Imagine(commands.Cog):
     async def cog_load(self) -> None:
         """Give every engine the configured safety checker and upscaler."""
         settings = self.bot.settings
-        engines: list[Any] = list(getattr(self.bot.queue, "_engines", None) or [self.bot.model])
+        engines: list[Any] = list(self.bot.queue.engines)
         for engine in engines:
             configure = getattr(engine, "configure", None)
             if configure is not None:
@@ -109,6 +109,8 @@ class Imagine(commands.Cog):
                 safety=settings.safety,
             )
             if image is not None:
+                # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
+                await interaction.response.defer(thinking=True)
                 sources = await read_sources(image, mask, limits=limits, store=self.bot.storage.files)
                 request = build_request(
                     options, limits=limits, native=self.bot.model.native_size, styles=settings.styles,
