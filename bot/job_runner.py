@@ -10,10 +10,11 @@ original order, so nothing a user asked for is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,8 @@ from storage.jobs import JobRecord
 log = logging.getLogger(__name__)
 
 POST_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: The longest a status edit or result post waits for interactions being acknowledged.
+ANSWER_PRIORITY_MAX_WAIT_S = 1.0
 #: Discord's upload limit where nothing better is known (an unboosted server).
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Room left in the upload limit for the rest of the multipart body (JSON payload, boundaries).
@@ -132,6 +135,9 @@ class JobRunner:
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
         self._positions_dirty = False
+        self._answering = 0
+        self._answered = asyncio.Event()
+        self._answered.set()
         self._refresher: asyncio.Task[None] | None = None
         queue.on_change = self._queue_changed
         #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
@@ -307,7 +313,33 @@ class JobRunner:
                 edits += 1
                 tracked.edit_task = asyncio.create_task(self._show(tracked, text))
 
+    @contextlib.asynccontextmanager
+    async def answering(self) -> AsyncIterator[None]:
+        """Mark an interaction being acknowledged: it goes before GPU work and result posting.
+
+        Discord gives an interaction 3 seconds; a finished image can wait. When many members ask at
+        once, their acknowledgements go out first: the queue holds its workers (see
+        :meth:`JobQueue.hold`) and status edits and result posts wait, each for at most
+        :data:`ANSWER_PRIORITY_MAX_WAIT_S`.
+        """
+        self._answering += 1
+        self._answered.clear()
+        self.queue.hold(ANSWER_PRIORITY_MAX_WAIT_S)
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._answered.set()
+                self.queue.release()
+
+    async def _after_answers(self) -> None:
+        if not self._answered.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), ANSWER_PRIORITY_MAX_WAIT_S)
+
     async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
+        await self._after_answers()
         tracked.last_text = text
         try:
             await tracked.outlet.show_status(text, view=tracked.view, preview=preview, final=final)
@@ -354,6 +386,7 @@ class JobRunner:
             await self.storage.jobs.mark_queued(record.id)
 
     async def _deliver(self, tracked: _Tracked, images: list[Image.Image]) -> None:
+        await self._after_answers()
         record, request = tracked.record, tracked.request
         seeds = request.seeds()
         encoded = await asyncio.to_thread(_encode_png_all, images)

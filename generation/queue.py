@@ -138,6 +138,8 @@ class JobQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Seconds per denoising step per image, smoothed over recent steps (for ETAs).
         self._step_seconds: float | None = None
+        #: Until when (time.monotonic) the workers hold back: see :meth:`hold`.
+        self._hold_until = 0.0
         #: Called on the event loop whenever jobs start or leave (to refresh places in the queue).
         self.on_change: Callable[[], None] | None = None
 
@@ -168,6 +170,26 @@ class JobQueue:
             )
             thread.start()
             self._threads.append(thread)
+
+    def hold(self, seconds: float) -> None:
+        """Let the event loop go first for a moment: no job starts, and running ones pause between steps.
+
+        The bot calls this while it acknowledges interactions (Discord allows 3 s). A worker runs
+        Python between kernels holding the GIL; pausing it for a fraction of a second costs the
+        GPU that fraction, once per burst of commands. :meth:`release` ends the hold early.
+        """
+        with self._cond:
+            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
+
+    def release(self) -> None:
+        """End a :meth:`hold` now."""
+        with self._cond:
+            self._hold_until = 0.0
+            self._cond.notify_all()
+
+    def _wait_for_hold_locked(self) -> None:
+        while not self._closing and (left := self._hold_until - time.monotonic()) > 0:
+            self._cond.wait(left)
 
     def check_capacity(self, user_id: int) -> None:
         """Raise :class:`QueueFull` if this user (or everyone) already has the most jobs allowed."""
@@ -318,10 +340,14 @@ class JobQueue:
     def _take(self) -> list[QueuedJob]:
         """Block until there is work; return the next job plus compatible ones to batch with it."""
         with self._cond:
-            while not self._pending and not self._closing:
-                self._cond.wait()
-            if self._closing:
-                return []
+            while True:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                self._wait_for_hold_locked()
+                if self._closing:
+                    return []
+                if self._pending:  # still there after the hold (a cancel may have emptied it)
+                    break
             user_id = self._next_user_locked()
             first = self._pending[user_id][0]
             self._remove_pending(first)
@@ -382,6 +408,10 @@ class JobQueue:
 
         def on_step(step: int, total: int, latents: Any) -> None:
             nonlocal last_step
+            if self._hold_until > time.monotonic():
+                with self._cond:
+                    self._wait_for_hold_locked()
+                last_step = time.monotonic()  # the pause is not step time
             now = time.monotonic()
             self._measure(now - last_step, images_in_batch)
             last_step = now

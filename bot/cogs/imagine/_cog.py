@@ -92,12 +92,23 @@ class Imagine(commands.Cog):
         strength: app_commands.Range[float, 0.05, 1.0] | None = None,
     ) -> None:
         """Generate images from a text prompt, or from an image you upload."""
-        settings = self.bot.settings
-        limits = settings.generation
         options = ImagineOptions(
             prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
             width=width, height=height, count=count, style=style,
         )
+        async with self.bot.runner.answering():
+            await self._imagine(interaction, options, image, mask, strength)
+
+    async def _imagine(
+        self,
+        interaction: discord.Interaction,
+        options: ImagineOptions,
+        image: discord.Attachment | None,
+        mask: discord.Attachment | None,
+        strength: float | None,
+    ) -> None:
+        settings = self.bot.settings
+        limits = settings.generation
         try:
             if image is None and (mask is not None or strength is not None):
                 raise RequestError(
