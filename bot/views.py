@@ -12,7 +12,7 @@ The buttons only translate a click into a call on the /imagine cog's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import discord
 from discord.ext import commands
@@ -27,8 +27,25 @@ CANCEL_EMOJI = "❌"
 VariationStrength = Literal["subtle", "strong"]
 
 
-class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:cancel:(?P<job_id>[0-9]+)"):
+class _ById:
+    """For buttons whose custom_id carries one id: rebuild the button from it after a restart."""
+
+    ID_GROUP: ClassVar[str]
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
+    ) -> Any:
+        """Rebuild the button from a click's custom_id."""
+        build: Any = cls
+        return build(int(match[cls.ID_GROUP]))
+
+
+
+class CancelJobButton(_ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:cancel:(?P<job_id>[0-9]+)"):
     """Cancel a queued or running job (its requester, or a member who can manage messages)."""
+
+    ID_GROUP = "job_id"
 
     def __init__(self, job_id: int) -> None:
         super().__init__(
@@ -40,13 +57,6 @@ class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r
             )
         )
         self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> CancelJobButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["job_id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Cancel the job if the clicker may; tell them privately if not."""
@@ -66,17 +76,21 @@ def cancel_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def _actions(interaction: discord.Interaction) -> ResultActions | None:
+async def _actions(interaction: discord.Interaction) -> ResultActions | None:
+    """The /imagine cog's actions, or None (and the clicker told) while the cog is not loaded."""
     cog = interaction.client.get_cog("Imagine") if isinstance(interaction.client, commands.Bot) else None
-    return getattr(cog, "actions", None)
+    actions: ResultActions | None = getattr(cog, "actions", None)
+    if actions is None:
+        await interaction.response.send_message(
+            "This button doesn't work right now; try again shortly.", ephemeral=True
+        )
+    return actions
 
 
-async def _unavailable(interaction: discord.Interaction) -> None:
-    await interaction.response.send_message("This button doesn't work right now; try again shortly.", ephemeral=True)
-
-
-class UpscaleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:up:(?P<image_id>[0-9]+)"):
+class UpscaleButton(_ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:up:(?P<image_id>[0-9]+)"):
     """U1-U4 on a grid, 🔍 on a single image: upscale that image."""
+
+    ID_GROUP = "image_id"
 
     def __init__(self, image_id: int, *, label: str | None = None) -> None:
         super().__init__(
@@ -89,18 +103,9 @@ class UpscaleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"i
         )
         self.image_id = image_id
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> UpscaleButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["image_id"]))
-
     async def callback(self, interaction: discord.Interaction) -> None:
         """Queue the upscale; the click is answered with its status message."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         await actions.upscale_from_interaction(interaction, self.image_id)
 
@@ -132,15 +137,15 @@ class VaryButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Queue the variation; the click is answered with its status message."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         await actions.vary_from_interaction(interaction, self.image_id, self.strength)
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:reroll:(?P<job_id>[0-9]+)"):
+class RerollButton(_ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:reroll:(?P<job_id>[0-9]+)"):
     """🔄: the same request again with a new seed."""
+
+    ID_GROUP = "job_id"
 
     def __init__(self, job_id: int) -> None:
         super().__init__(
@@ -150,24 +155,17 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"jo
         )
         self.job_id = job_id
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> RerollButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["job_id"]))
-
     async def callback(self, interaction: discord.Interaction) -> None:
         """Queue the re-roll; the click is answered with its status message."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         await actions.reroll_from_interaction(interaction, self.job_id)
 
 
-class InfoButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:info:(?P<image_id>[0-9]+)"):
+class InfoButton(_ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:info:(?P<image_id>[0-9]+)"):
     """ℹ️: every parameter of the image and the /imagine line that makes it again, to the clicker only."""
+
+    ID_GROUP = "image_id"
 
     def __init__(self, image_id: int) -> None:
         super().__init__(
@@ -175,24 +173,17 @@ class InfoButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:
         )
         self.image_id = image_id
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> InfoButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["image_id"]))
-
     async def callback(self, interaction: discord.Interaction) -> None:
         """Answer with the image's parameters, ephemerally."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         await interaction.response.send_message(await actions.info(self.image_id), ephemeral=True)
 
 
-class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:delete:(?P<job_id>[0-9]+)"):
+class DeleteButton(_ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"job:delete:(?P<job_id>[0-9]+)"):
     """🗑️: delete the result message (its requester, or a member who can manage messages)."""
+
+    ID_GROUP = "job_id"
 
     def __init__(self, job_id: int) -> None:
         super().__init__(
@@ -200,24 +191,22 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"jo
         )
         self.job_id = job_id
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> DeleteButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["job_id"]))
-
     async def callback(self, interaction: discord.Interaction) -> None:
         """Delete the message if the clicker may; tell them privately if not."""
-        actions = _actions(interaction)
-        if actions is None or interaction.message is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
+            return
+        if interaction.message is None:
+            await interaction.response.send_message("That message is gone already.", ephemeral=True)
             return
         await actions.delete_from_interaction(interaction, self.job_id, interaction.message)
 
 
-class AddToComicButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:comic:(?P<image_id>[0-9]+)"):
+class AddToComicButton(
+    _ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:comic:(?P<image_id>[0-9]+)"
+):
     """📖: add the image as the next panel of the clicker's active comic."""
+
+    ID_GROUP = "image_id"
 
     def __init__(self, image_id: int) -> None:
         super().__init__(
@@ -227,18 +216,9 @@ class AddToComicButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
         )
         self.image_id = image_id
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> AddToComicButton:
-        """Rebuild the button from a click's custom_id."""
-        return cls(int(match["image_id"]))
-
     async def callback(self, interaction: discord.Interaction) -> None:
         """Add the panel and say so, to the clicker only."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         text = await actions.add_to_comic(self.image_id, user_id=interaction.user.id, guild_id=interaction.guild_id)
         await interaction.response.send_message(text, ephemeral=True)
@@ -267,9 +247,7 @@ class HistoryPageButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Replace the page shown with the one this button points to."""
-        actions = _actions(interaction)
-        if actions is None:
-            await _unavailable(interaction)
+        if (actions := await _actions(interaction)) is None:
             return
         content, view, file = await actions.history_page(self.user_id, self.page)
         await interaction.response.edit_message(
