@@ -14,9 +14,9 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 from PIL import Image
@@ -253,8 +253,9 @@ class JobRunner:
 
     # -- following -------------------------------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task the runner waits for on close."""
+        task = asyncio.create_task(coro)
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 
