@@ -29,8 +29,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from generation.comic_export import ComicInfo, export_cbz, export_pdf, export_png, fit_to_limit
-from generation.comic_render import PanelArt, render_comic
+from composition.comic_export import ComicInfo, export_cbz, export_pdf, export_png, fit_to_limit
+from composition.comic_render import PanelArt, render_comic
 
 CAPTIONS = [
     "Meanwhile, at the lighthouse on the edge of the world...",

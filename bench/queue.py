@@ -35,7 +35,7 @@ import torch
 
 from generation.engine import DiffusionEngine
 from generation.queue import JobQueue, QueuedJob
-from generation.request import GenerationRequest
+from rules.request import GenerationRequest
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,7 +77,7 @@ def request(prompt: str, seed: int, steps: int, size: int) -> GenerationRequest:
 
 async def bench_through_bot(engine: DiffusionEngine, jobs: int, steps: int, workdir: Path) -> dict[str, float]:
     """N /imagine through the whole bot vs the same N direct calls; loop lag; 50 concurrent acks."""
-    from tests.emulator import DiscordEmulator
+    from playground import DiscordEmulator
     from tests.harness import settings_for, start_bot
 
     size = engine.native_size
@@ -144,7 +144,7 @@ async def bench_acks(model_dir: Path, workdir: Path, steps: int, burst: int = 50
     """
     import signal
 
-    from tests.emulator import DiscordEmulator
+    from playground import DiscordEmulator
     from tests.harness import launch_bot_process, write_config_file
 
     async with DiscordEmulator() as emu:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from generation.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
-from generation.request import GenerationLimits
-from generation.safety import SafetyPolicy
-from generation.styles import DEFAULT_STYLES, StyleConfigError, StylePreset, styles_from_config
+from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from rules.request import GenerationLimits
+from rules.safety import SafetyPolicy
+from rules.styles import DEFAULT_STYLES, StyleConfigError, StylePreset, styles_from_config
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg"

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import discord
 
-from generation.prompt_flags import reproduce_line
 from generation.queue import Progress
-from generation.request import GenerationRequest
+from rules.prompt_flags import reproduce_line
+from rules.request import GenerationRequest
 
 EMBED_TITLE_MAX = 256
 EMBED_DESCRIPTION_MAX = 4096

@@ -24,12 +24,12 @@ from PIL import Image
 from bot import embeds
 from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
 from bot.views import cancel_view, result_view
+from composition.grid import make_grid
+from composition.upload_fit import MIN_MAX_BYTES, fit_upload
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
-from generation.grid import make_grid
 from generation.queue import JobQueue, Progress, QueuedJob
-from generation.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationRequest
-from generation.safety import Decision, SafetyPolicy
-from generation.upload_fit import MIN_MAX_BYTES, fit_upload
+from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationRequest
+from rules.safety import Decision, SafetyPolicy
 from storage import Storage
 from storage.images import NewImage
 from storage.jobs import JobRecord

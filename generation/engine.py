@@ -29,7 +29,7 @@ from PIL import Image
 
 from generation.errors import JobStopped
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
-from generation.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
+from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
 
 log = logging.getLogger(__name__)
 

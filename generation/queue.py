@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, QueueFull
-from generation.request import GenerationRequest
+from rules.request import GenerationRequest
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ def repo_root() -> Iterator[Path]:
 @pytest.fixture
 async def emulator() -> AsyncIterator[object]:
     """A Discord emulator on 127.0.0.1; the test fails if the bot sent anything Discord would refuse."""
-    from tests.emulator import DiscordEmulator
+    from playground import DiscordEmulator
 
     emu = DiscordEmulator()
     await emu.start()
@@ -85,3 +85,13 @@ async def running_bot(emulator, engine, tmp_path: Path) -> AsyncIterator[object]
         yield bot
     finally:
         await bot.stop()
+
+
+E2E_DIR = REPO_ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under ``tests/e2e`` drive the real bot against the local Discord: mark them ``e2e``."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

@@ -20,8 +20,8 @@ from bot.bot import ArtBot
 from bot.config import Settings, parse_settings
 from generation.queue import JobQueue
 from generation.workers import build_queue
+from playground import DiscordEmulator
 from storage import Storage
-from tests.emulator import DiscordEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from generation.comic_export import export_png
-from generation.comic_render import PanelArt, render_comic
+from composition.comic_export import export_png
+from composition.comic_render import PanelArt, render_comic
 
 OUT = Path(__file__).resolve().parent
 SIZE = 1024

@@ -33,12 +33,12 @@ from bot.cogs.comic._panels import (
 from bot.errors import UserFacingError
 from bot.outlets import InteractionOutlet
 from bot.views import cancel_view
-from generation.comic_export import ComicInfo, ExportFile
-from generation.comic_lettering import TextDoesNotFit
-from generation.comic_render import RenderedPage
+from composition.comic_export import ComicInfo, ExportFile
+from composition.comic_lettering import TextDoesNotFit
+from composition.comic_render import RenderedPage
 from generation.errors import QueueFull
-from generation.request import GenerationRequest, RequestError, random_seed, validate
-from generation.styles import DEFAULT_STYLES, StylePreset, match_styles
+from rules.request import GenerationRequest, RequestError, random_seed, validate
+from rules.styles import DEFAULT_STYLES, StylePreset, match_styles
 from storage.comics import (
     CharacterRecord,
     ComicFull,
@@ -63,7 +63,7 @@ NOTICE_SECONDS = 20.0
 CLEAR = "-"
 NO_PINGS = discord.AllowedMentions.none()
 
-#: The layouts of :mod:`generation.comic_layout`, spelled out so Discord shows them as choices.
+#: The layouts of :mod:`composition.comic_layout`, spelled out so Discord shows them as choices.
 LayoutChoice = Literal["auto", "grid", "strip", "wide-top", "manga"]
 
 

@@ -14,11 +14,11 @@ from typing import Final
 
 from PIL import Image
 
-from generation.comic_export import ComicInfo, ExportFile, ExportFormat, fit_to_limit
-from generation.comic_layout import layout_comic, paginate, smallest_frame_size
-from generation.comic_lettering import SpeakerSide, TextDoesNotFit, check_panel_text, layout_title
-from generation.comic_render import PanelArt, RenderedPage, render_comic
-from generation.upload_fit import split_into_uploads
+from composition.comic_export import ComicInfo, ExportFile, ExportFormat, fit_to_limit
+from composition.comic_layout import layout_comic, paginate, smallest_frame_size
+from composition.comic_lettering import SpeakerSide, TextDoesNotFit, check_panel_text, layout_title
+from composition.comic_render import PanelArt, RenderedPage, render_comic
+from composition.upload_fit import split_into_uploads
 
 #: A panel that has no picture yet (still being drawn, or its job failed) is a light grey frame.
 PLACEHOLDER_COLOUR: Final = (225, 225, 225)

@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from generation.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
-from generation.comic_lettering import SpeakerSide
-from generation.request import SEED_MAX, GenerationLimits, GenerationRequest
-from generation.styles import StylePreset, apply_style
+from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from composition.comic_lettering import SpeakerSide
+from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
+from rules.styles import StylePreset, apply_style
 
 #: Strength of the img2img pass of ``continue_from_previous``: how far a panel may move away from
 #: the previous one (0: a copy, 1: unrelated).

@@ -24,9 +24,9 @@ from bot import embeds
 from bot.errors import reply_ephemeral
 from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet
 from bot.views import cancel_view, history_view
+from composition.grid import make_grid
 from generation.errors import QueueFull
-from generation.grid import make_grid
-from generation.request import (
+from rules.request import (
     GenerationRequest,
     RequestError,
     reroll_of,

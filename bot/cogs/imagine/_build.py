@@ -3,7 +3,7 @@
 Plain code, no Discord: the order of precedence is easy to read here and to test.
 
 1. Flags in the prompt (``--ar 16:9 --seed 42 --no text``) are parsed; an unknown or malformed
-   flag is a :class:`~generation.prompt_flags.FlagError` listing the valid ones.
+   flag is a :class:`~rules.prompt_flags.FlagError` listing the valid ones.
 2. Options given explicitly win over flags (``merge_options``).
 3. A style preset (option or ``--style``) wraps the prompt and adds its negative prompt; its
    steps and guidance replace the configured defaults, never a value the member gave.
@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generation.image_checks import fit_size
-from generation.prompt_flags import aspect_size, merge_options, parse_prompt
-from generation.request import GenerationLimits, GenerationRequest, RequestError, random_seed
-from generation.safety import SafetyPolicy
-from generation.styles import StylePreset, apply_style
+from rules.image_checks import fit_size
+from rules.prompt_flags import aspect_size, merge_options, parse_prompt
+from rules.request import GenerationLimits, GenerationRequest, RequestError, random_seed
+from rules.safety import SafetyPolicy
+from rules.styles import StylePreset, apply_style
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from bot.cogs.imagine._uploads import read_sources
 from bot.errors import reply_ephemeral
 from bot.outlets import NO_PINGS
 from bot.views import CANCEL_EMOJI
-from generation.request import SEED_MAX, RequestError
-from generation.styles import match_styles
+from rules.request import SEED_MAX, RequestError
+from rules.styles import match_styles
 from storage.messages import PostedMessage
 
 if TYPE_CHECKING:

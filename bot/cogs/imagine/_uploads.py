@@ -1,7 +1,7 @@
 """/imagine's ``image`` and ``mask`` attachments: checked, decoded and stored before anything is queued.
 
 The size Discord reports is checked before downloading; the bytes are then checked by
-:func:`generation.image_checks.check_upload` (type, size, pixel count, decompression bombs,
+:func:`rules.image_checks.check_upload` (type, size, pixel count, decompression bombs,
 damaged files, animations) in a thread, and stored content-addressed as PNG, so the job refers
 to them by path like any other source image and survives a restart.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import discord
 from PIL import Image
 
-from generation.image_checks import UploadError, UploadRole, check_declared_size, check_mask_matches, check_upload
-from generation.request import GenerationLimits
+from rules.image_checks import UploadError, UploadRole, check_declared_size, check_mask_matches, check_upload
+from rules.request import GenerationLimits
 from storage.images import ImageStore
 
 

@@ -1,0 +1,21 @@
+"""The local Discord: a gateway and REST server the real, unmodified discord.py client runs against.
+
+See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :class:`EmuAttachment`,
+:class:`EmuInteraction` and :class:`RestRequest`.
+"""
+
+from .interactions import CommandUsageError
+from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
+from .server import DEFAULT_SPEC, DiscordEmulator
+from .spec import SPEC_ENV_VAR
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "SPEC_ENV_VAR",
+    "CommandUsageError",
+    "DiscordEmulator",
+    "EmuAttachment",
+    "EmuInteraction",
+    "EmuMessage",
+    "RestRequest",
+]

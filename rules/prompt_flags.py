@@ -1,0 +1,315 @@
+"""Midjourney-style flags written into a prompt: ``a lighthouse at dusk --ar 16:9 --seed 42 --no text``.
+
+The prompt text comes first and the flags follow it. Each flag takes one value, except ``--no``,
+whose value (the negative prompt) runs up to the next flag or the end:
+
+==============  ==========================  ====================================
+flag            value                       slash-command option it fills
+==============  ==========================  ====================================
+``--ar``        ``W:H`` (whole numbers)     ``width`` and ``height`` (see below)
+``--size``      ``WxH`` in pixels           ``width`` and ``height``
+``--seed``      whole number                ``seed``
+``--no``        text up to the next flag    ``negative``
+``--steps``     whole number                ``steps``
+``--cfg``       number                      ``guidance``
+``--n``         whole number                ``count``
+``--style``     a style preset's name       ``style``
+==============  ==========================  ====================================
+
+``--aspect``, ``--guidance`` and ``--count`` are accepted as other names for ``--ar``, ``--cfg``
+and ``--n``. Phones turn ``--`` into an em dash, so ``—ar`` (and the en dash ``–ar``) count as
+``--ar``. A flag starts only after a space (or at the very start), so ``well--known`` is text.
+
+This module checks the *form* of each value (a number is a number); ranges are checked by
+:func:`rules.request.validate`, which knows the configured limits. Errors are
+:class:`FlagError`, a :class:`~rules.request.RequestError`, so the code that already answers
+``RequestError`` with its message answers flag mistakes too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypedDict, cast
+
+from rules.request import SEED_MAX, RequestError
+
+#: The widest aspect ratio accepted, either way round (4:1 or 1:4).
+MAX_ASPECT: Final = 4.0
+
+#: Canonical flag names, in the order they are listed to users and written by :func:`reproduce_line`.
+FLAG_NAMES: Final[tuple[str, ...]] = ("ar", "size", "seed", "steps", "cfg", "n", "style", "no")
+
+#: Other spellings users may type, mapped to the canonical name.
+FLAG_ALIASES: Final[Mapping[str, str]] = {"aspect": "ar", "guidance": "cfg", "count": "n"}
+
+#: An example for each flag, used in error messages.
+_EXAMPLES: Final[Mapping[str, str]] = {
+    "ar": "--ar 16:9",
+    "size": "--size 768x512",
+    "seed": "--seed 1234",
+    "steps": "--steps 30",
+    "cfg": "--cfg 7.5",
+    "n": "--n 4",
+    "style": "--style comic",
+    "no": "--no text, watermark",
+}
+
+#: ``--name`` / ``—name`` / ``–name`` after whitespace or at the start of the text.
+_FLAG_RE: Final = re.compile(r"(?<!\S)(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)")
+_COMMAND_PREFIX_RE: Final = re.compile(r"^\s*/imagine\s+prompt:\s*", re.IGNORECASE)
+_WHOLE_RE: Final = re.compile(r"^\d+$")
+_NUMBER_RE: Final = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
+_RATIO_RE: Final = re.compile(r"^(\d+):(\d+)$")
+_SIZE_RE: Final = re.compile(r"^(\d+)[x×](\d+)$", re.IGNORECASE)
+_STYLE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class FlagError(RequestError):
+    """A flag in the prompt is unknown, repeated or malformed; ``str()`` is a short message for the user."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(flag, message)
+        self.flag = flag
+
+
+class Flags(TypedDict, total=False):
+    """The typed values of the flags found in a prompt, keyed by canonical flag name."""
+
+    ar: tuple[int, int]
+    size: tuple[int, int]
+    seed: int
+    steps: int
+    cfg: float
+    n: int
+    style: str
+    no: str
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """A prompt split into its text and its flags."""
+
+    prompt: str
+    flags: Flags = field(default_factory=lambda: Flags())
+
+
+def _valid_flags_text() -> str:
+    return ", ".join(f"`--{name}`" for name in FLAG_NAMES)
+
+
+def _single_value(flag: str, raw: str) -> str:
+    """The one word a flag takes, or a :class:`FlagError` saying what is wrong."""
+    words = raw.split()
+    if not words:
+        raise FlagError(flag, f"`--{flag}` needs a value, like `{_EXAMPLES[flag]}`.")
+    if len(words) > 1:
+        raise FlagError(
+            flag,
+            f"`--{flag}` takes one value, like `{_EXAMPLES[flag]}`; you gave `{raw}`. "
+            "Put the description before the flags.",
+        )
+    return words[0]
+
+
+def _whole(flag: str, value: str) -> int:
+    if not _WHOLE_RE.match(value):
+        raise FlagError(flag, f"`--{flag}` needs a whole number, like `{_EXAMPLES[flag]}`; you gave `{value}`.")
+    return int(value)
+
+
+def check_aspect(ratio_w: int, ratio_h: int) -> None:
+    """Refuse a ratio with a zero side or wider than 4:1 (either way round) with :class:`FlagError`."""
+    if ratio_w <= 0 or ratio_h <= 0:
+        raise FlagError("ar", f"`--ar` needs two whole numbers above 0, like `16:9`; you gave `{ratio_w}:{ratio_h}`.")
+    if max(ratio_w, ratio_h) / min(ratio_w, ratio_h) > MAX_ASPECT:
+        raise FlagError(
+            "ar", f"`--ar {ratio_w}:{ratio_h}` is too stretched; use a ratio between 1:4 and 4:1."
+        )
+
+
+def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
+    """Turn the raw text after one flag into its typed value."""
+    if flag == "no":
+        negative = raw.strip().strip(",").strip()
+        if not negative:
+            raise FlagError("no", f"`--no` needs the things to keep out, like `{_EXAMPLES['no']}`.")
+        return negative
+    value = _single_value(flag, raw)
+    if flag == "ar":
+        match = _RATIO_RE.match(value)
+        if not match:
+            raise FlagError("ar", f"`--ar` needs a ratio like `16:9` (whole numbers and a colon); you gave `{value}`.")
+        ratio = (int(match[1]), int(match[2]))
+        check_aspect(*ratio)
+        return ratio
+    if flag == "size":
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise FlagError("size", f"`--size` needs width x height in pixels, like `768x512`; you gave `{value}`.")
+        return (int(match[1]), int(match[2]))
+    if flag == "seed":
+        seed = _whole("seed", value)
+        if seed > SEED_MAX:
+            raise FlagError("seed", f"`--seed` must be between 0 and {SEED_MAX}; you gave {seed}.")
+        return seed
+    if flag in ("steps", "n"):
+        return _whole(flag, value)
+    if flag == "cfg":
+        if not _NUMBER_RE.match(value) or not math.isfinite(float(value)):
+            raise FlagError("cfg", f"`--cfg` needs a number, like `--cfg 7.5`; you gave `{value}`.")
+        return float(value)
+    # style
+    name = value.lower()
+    known = sorted(styles) if styles is not None else None
+    if not _STYLE_RE.match(name) or (known is not None and name not in known):
+        listing = f" Styles: {', '.join(known)}." if known else ""
+        raise FlagError("style", f"`--style {value}` is not a style I know.{listing}")
+    return name
+
+
+def parse_prompt(text: str, *, styles: Collection[str] | None = None) -> ParsedPrompt:
+    """Split ``text`` into the prompt and its flags; raise :class:`FlagError` naming the flag on a mistake.
+
+    The prompt is the text before the first flag, stripped. A leading ``/imagine prompt:`` (from a
+    pasted :func:`reproduce_line`) is dropped. ``styles``, when given, is the set of known style
+    names: ``--style`` must name one of them. Flag names are case-insensitive.
+    """
+    text = _COMMAND_PREFIX_RE.sub("", text, count=1)
+    matches = list(_FLAG_RE.finditer(text))
+    if not matches:
+        return ParsedPrompt(text.strip())
+    flags: dict[str, Any] = {}
+    for index, match in enumerate(matches):
+        typed = match[1].lower()
+        flag = FLAG_ALIASES.get(typed, typed)
+        if flag not in FLAG_NAMES:
+            raise FlagError(typed, f"`--{typed}` is not a flag I know. Flags: {_valid_flags_text()}.")
+        if flag in flags:
+            raise FlagError(flag, f"`--{flag}` is given twice; keep one.")
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        flags[flag] = _parse_value(flag, text[match.end() : end], styles)
+    if "ar" in flags and "size" in flags:
+        raise FlagError("size", "Use either `--ar` or `--size`, not both.")
+    return ParsedPrompt(text[: matches[0].start()].strip(), cast(Flags, flags))
+
+
+def aspect_size(
+    ratio_w: int, ratio_h: int, native: int, *, multiple: int = 64, max_side: int | None = None
+) -> tuple[int, int]:
+    """A ``(width, height)`` with aspect ``ratio_w:ratio_h`` and about ``native * native`` pixels.
+
+    Each side is a multiple of ``multiple`` (at least ``multiple``) and at most ``max_side``. Among
+    the sizes that round each side down or up, the one closest to the ratio is picked whose pixel
+    count does not pass ``native * native`` (so it stays within a ``max_pixels`` set to the
+    model's native area): 16:9 at 1024 gives 1344x768, 3:2 gives 1216x832. Ratios wider than
+    4:1 either way raise :class:`FlagError`.
+    """
+    check_aspect(ratio_w, ratio_h)
+    if native < multiple or multiple < 1:
+        raise ValueError(f"native = {native} must be at least multiple = {multiple}")
+    area = native * native
+    ratio = ratio_w / ratio_h
+    exact_w, exact_h = math.sqrt(area * ratio), math.sqrt(area / ratio)
+    if max_side is not None:
+        if max_side < multiple:
+            raise ValueError(f"max_side = {max_side} must be at least multiple = {multiple}")
+        shrink = min(1.0, max_side / max(exact_w, exact_h))
+        exact_w, exact_h = exact_w * shrink, exact_h * shrink
+    limit_side = max_side if max_side is not None else math.inf
+
+    def sides(exact: float) -> list[int]:
+        low = max(multiple, math.floor(exact / multiple) * multiple)
+        return [low, low + multiple]
+
+    candidates = [
+        (w, h)
+        for w in sides(exact_w)
+        for h in sides(exact_h)
+        if w * h <= area and w <= limit_side and h <= limit_side
+    ]
+    if not candidates:  # only when even the smallest multiples pass the area: tiny natives
+        return (max(multiple, math.floor(exact_w / multiple) * multiple),
+                max(multiple, math.floor(exact_h / multiple) * multiple))
+    return min(candidates, key=lambda wh: (abs(math.log((wh[0] / wh[1]) / ratio)), -wh[0] * wh[1]))
+
+
+#: Flag name -> the slash-command option it fills (``ar`` and ``size`` are handled apart).
+_OPTION_OF_FLAG: Final[Mapping[str, str]] = {
+    "seed": "seed",
+    "steps": "steps",
+    "cfg": "guidance",
+    "n": "count",
+    "style": "style",
+    "no": "negative",
+}
+
+
+def merge_options(parsed: ParsedPrompt, explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine the flags with the slash command's own options; **explicit options win over flags**.
+
+    ``explicit`` maps option names (``negative``, ``seed``, ``steps``, ``guidance``, ``count``,
+    ``style``, ``width``, ``height``, ...) to values; ``None`` means "not given" and is skipped,
+    and names this module does not know are passed through. The result uses the same option names
+    plus ``prompt`` (the text without flags) and, for ``--ar``, ``aspect_ratio`` as ``(w, h)``;
+    turn that into pixels with :func:`aspect_size`. ``--size`` fills ``width`` and ``height``.
+    An explicit ``width`` or ``height`` overrides ``--ar`` and ``--size`` entirely. Options
+    neither given nor flagged are absent: the caller applies style and config defaults.
+    """
+    merged: dict[str, Any] = {"prompt": parsed.prompt}
+    flags = parsed.flags
+    by_name = cast(Mapping[str, Any], flags)
+    for flag, option in _OPTION_OF_FLAG.items():
+        if flag in by_name:
+            merged[option] = by_name[flag]
+    given = {key: value for key, value in explicit.items() if value is not None and key != "prompt"}
+    if "width" not in given and "height" not in given:
+        if "ar" in flags:
+            merged["aspect_ratio"] = flags["ar"]
+        if "size" in flags:
+            merged["width"], merged["height"] = flags["size"]
+    merged.update(given)
+    return merged
+
+
+def _number_text(value: float) -> str:
+    """``7.0`` -> ``7``, ``7.25`` -> ``7.25``: short and exact when read back with ``float()``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def reproduce_line(
+    *,
+    prompt: str,
+    negative_prompt: str = "",
+    seed: int,
+    steps: int,
+    guidance: float,
+    width: int,
+    height: int,
+    native: int | None = None,
+) -> str:
+    """The ``/imagine prompt: ... --ar ... --seed ... --steps ... --cfg ... --no ...`` line for one image.
+
+    Pass the image's own seed (``request.seeds()[i]``): the line asks for that one image. The size
+    is written as ``--ar W:H`` when :func:`aspect_size` gives back exactly ``width x height`` at the
+    model's ``native`` size, else as ``--size WxH``, so the line always reproduces the image. A
+    style is not written: its text is already part of ``prompt`` and ``negative_prompt``, and its
+    steps and guidance are written as numbers. Feeding the line (with or without the
+    ``/imagine prompt:`` start) to :func:`parse_prompt` gives these values back.
+    """
+    parts = [f"/imagine prompt: {prompt.strip()}"]
+    divisor = math.gcd(width, height)
+    ratio = (width // divisor, height // divisor)
+    try:
+        use_ratio = native is not None and aspect_size(*ratio, native) == (width, height)
+    except (FlagError, ValueError):
+        use_ratio = False
+    parts.append(f"--ar {ratio[0]}:{ratio[1]}" if use_ratio else f"--size {width}x{height}")
+    parts.append(f"--seed {seed}")
+    parts.append(f"--steps {steps}")
+    parts.append(f"--cfg {_number_text(guidance)}")
+    if negative_prompt.strip():
+        parts.append(f"--no {negative_prompt.strip()}")
+    return " ".join(parts)
