@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from playground import DEFAULT_SPEC
@@ -29,3 +31,35 @@ def test_no_tracked_file_reaches_outside_the_checkout() -> None:
     offenders = [str(path.relative_to(REPO)) for path in _tracked_text_files()
                  if path.is_file() and outside in path.read_text(encoding="utf-8", errors="replace")]
     assert offenders == []
+
+
+RENDER_FROM_WHEEL = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import composition, playground
+from PIL import Image
+from composition.comic_render import PanelArt, render_comic
+assert composition.__file__.startswith(sys.argv[1]), composition.__file__
+assert playground.DEFAULT_SPEC.is_file() and str(playground.DEFAULT_SPEC).startswith(sys.argv[1])
+pages = render_comic("From the wheel", [PanelArt(Image.new("RGB", (64, 64), "teal"), caption="Hello")])
+print(len(pages), pages[0].image.size)
+"""
+
+
+def test_a_non_editable_install_carries_fonts_and_spec(tmp_path: Path) -> None:
+    """The wheel ``pip install .`` would install holds the lettering fonts and Discord's spec, and renders."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+         str(REPO)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("panelbot-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(site)
+    assert "composition/fonts/ComicNeue-Regular.otf" in names and "playground/discord_api_spec/openapi.json" in names
+    run = subprocess.run([sys.executable, "-c", RENDER_FROM_WHEEL, str(site)], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[0] == "1"
