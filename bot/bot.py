@@ -14,7 +14,8 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.discord_endpoints import use_endpoints
 from bot.errors import on_app_command_error
-from bot.job_runner import JobRunner, ModelInfo
+from bot.job_runner import JobRunner
+from bot.jobs import ModelInfo
 from bot.services import ConfigurableEngine, Services
 from bot.views import CancelJobButton
 from generation.queue import JobQueue

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 from PIL import Image
@@ -24,6 +24,7 @@ from PIL import Image
 from bot import embeds
 from bot.discord_limits import CONTENT_MAX, DEFAULT_UPLOAD_LIMIT, UPLOAD_HEADROOM
 from bot.errors import reply_ephemeral
+from bot.jobs import CancelOutcome, JobOrigin, ModelInfo
 from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef, post_notice
 from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
 from bot.views import cancel_view
@@ -34,7 +35,7 @@ from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, Gen
 from rules.safety import SafetyPolicy
 from storage import Storage
 from storage.images import NewImage
-from storage.jobs import JobRecord, NewJob
+from storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,65 +49,6 @@ MISSING_SOURCE_TEXT = "The source image of this job is missing from disk."
 
 #: Builds the buttons of a result from (job id, image ids, whether each image is shown); None: no buttons.
 ResultViewFactory = Callable[[int, Sequence[int], Sequence[bool]], discord.ui.View | None]
-
-
-class ModelInfo(Protocol):
-    """What the bot needs to know about the loaded model (no torch on the bot side)."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    @property
-    def native_size(self) -> int: ...
-
-    @property
-    def max_tokens(self) -> int: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-    def configure(self, *, safety_checker: str = "auto", upscaler: str = "") -> None: ...
-
-
-@dataclass(frozen=True)
-class CancelOutcome:
-    """What happened to a cancel request, and what to tell the member if it was refused."""
-
-    accepted: bool
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class JobOrigin:
-    """Who asked for a job and where: from an interaction (slash command, button) or a reaction."""
-
-    user_id: int
-    guild_id: int | None
-    channel_id: int
-    interaction: discord.Interaction | None = None
-    reply_to_message_id: int | None = None
-
-    @classmethod
-    def of(cls, interaction: discord.Interaction) -> JobOrigin:
-        """The origin of a slash command or a button click."""
-        return cls(
-            user_id=interaction.user.id, guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id or 0, interaction=interaction,
-        )
-
-    def new_job(self, request: GenerationRequest, *, parent_image_id: int | None = None) -> NewJob:
-        """The job row for ``request`` asked for from here."""
-        interaction = self.interaction
-        return NewJob(
-            kind=request.kind,
-            requester_id=self.user_id,
-            guild_id=self.guild_id,
-            channel_id=self.channel_id,
-            request_json=request.to_json(),
-            parent_image_id=parent_image_id,
-            application_id=interaction.application_id if interaction else None,
-            interaction_token=interaction.token if interaction else None,
-            reply_to_message_id=self.reply_to_message_id,
-        )
 
 
 @dataclass

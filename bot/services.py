@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.config import Settings
-from bot.job_runner import JobRunner, ModelInfo
+from bot.job_runner import JobRunner
+from bot.jobs import ModelInfo
 from generation.queue import JobQueue
 from storage import Storage
 

@@ -20,7 +20,7 @@ from bot.add_to_comic import comic_title
 from bot.cogs.comic import _pages
 from bot.config import ComicSettings
 from bot.errors import UserFacingError
-from bot.job_runner import JobOrigin
+from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.comic_lettering import TextDoesNotFit
 from generation.errors import QueueFull

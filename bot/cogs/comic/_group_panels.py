@@ -14,7 +14,7 @@ from bot.add_to_comic import comic_title
 from bot.cogs.comic._context import CLEAR, NO_PINGS, ComicContext, clean, quote
 from bot.cogs.comic._panels import panel_request, take_of, with_take
 from bot.errors import UserFacingError
-from bot.job_runner import JobOrigin
+from bot.jobs import JobOrigin
 from rules.request import GenerationRequest
 from storage.comics import ComicRecord, ComicStorageError, NewPanel, PanelPlan, PanelPlanner, PanelRecord
 

@@ -23,7 +23,7 @@ from bot import embeds
 from bot.add_to_comic import add_image_to_comic
 from bot.cogs.imagine._buttons import history_view
 from bot.discord_limits import CONTENT_MAX
-from bot.job_runner import JobOrigin
+from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.grid import make_grid
 from rules.request import GenerationRequest, RequestError, reroll_of, upscale_of, variation_of

@@ -25,7 +25,7 @@ from bot.cogs.imagine._build import ImagineOptions, build_request
 from bot.cogs.imagine._uploads import read_sources
 from bot.discord_limits import CONTENT_MAX
 from bot.errors import reply_ephemeral
-from bot.job_runner import JobOrigin
+from bot.jobs import JobOrigin
 from bot.outlets import NO_PINGS
 from bot.services import Services
 from rules.request import SEED_MAX, RequestError
