@@ -14,8 +14,10 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.discord_endpoints import use_endpoints
 from bot.errors import on_app_command_error
-from bot.job_runner import JobRunner, ModelInfo
-from bot.views import DYNAMIC_ITEMS
+from bot.job_runner import JobRunner
+from bot.jobs import ModelInfo
+from bot.services import ConfigurableEngine, Services
+from bot.views import CancelJobButton
 from generation.queue import JobQueue
 from storage import Storage
 
@@ -51,14 +53,20 @@ class ArtBot(commands.Bot):
         self.queue = queue
         self.model = model
         self.runner = JobRunner(
-            self, storage, queue, model, progress_interval_s=settings.discord.progress_interval_s
+            self, storage, queue, model, limits=settings.generation, safety=settings.safety,
+            progress_interval_s=settings.discord.progress_interval_s,
+        )
+        #: What the cogs get from the bot.
+        self.services = Services(
+            settings=settings, storage=storage, queue=queue, runner=self.runner, model=model,
+            engines=tuple(engine for engine in queue.engines if isinstance(engine, ConfigurableEngine)),
         )
         use_endpoints(self, settings.discord.api_base, settings.discord.gateway_url)
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, start the GPU workers and re-queue unfinished jobs."""
         self.tree.error(on_app_command_error)
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.add_dynamic_items(CancelJobButton)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()

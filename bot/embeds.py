@@ -6,27 +6,11 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.discord_limits import CONTENT_MAX, EMBED_DESCRIPTION_MAX, EMBED_FIELD_MAX, EMBED_TITLE_MAX
+from bot.emojis import NUMBERS, REROLL, RESULT_REACTIONS, UPSCALE, VARY
 from generation.queue import Progress
 from rules.prompt_flags import reproduce_line
 from rules.request import GenerationRequest
-
-EMBED_TITLE_MAX = 256
-EMBED_DESCRIPTION_MAX = 4096
-EMBED_FIELD_MAX = 1024
-EMBED_FOOTER_MAX = 2048
-EMBED_TOTAL_MAX = 6000
-CONTENT_MAX = 2000
-REROLL = "🔄"
-UPSCALE = "🔍"
-VARY = "🎨"
-DELETE = "❌"
-INFO = "ℹ️"
-TRASH = "🗑️"
-ADD_TO_COMIC = "📖"
-#: 1️⃣-4️⃣ on a grid: upscale that image.
-NUMBERS: tuple[str, ...] = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
-#: The reactions the bot puts on a single-image result, so members can click them.
-RESULT_REACTIONS: tuple[str, ...] = (REROLL, UPSCALE, VARY)
 
 KIND_LABELS = {
     "txt2img": "Image", "img2img": "Image from image", "inpaint": "Inpainting", "upscale": "Upscale",
@@ -66,10 +50,15 @@ def queued_text(
 ) -> str:
     """The status line of a job waiting for the GPU: its place and, once measured, when it starts."""
     head = "♻️ Back after a restart" if restarted else "⏳ Queued"
-    place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
+    place = queue_place(position)
     if eta_s is not None and position not in (None, 0):
         place += f", starts in about {_duration(eta_s)}"
     return shorten(f"{head}: **{shorten(request.prompt, 200)}** ({place})", CONTENT_MAX)
+
+
+def queue_place(position: int | None) -> str:
+    """Where a job waits: "next up", or its place in the queue."""
+    return "next up" if position is None or position <= 1 else f"position {position} in the queue"
 
 
 def _duration(seconds: float) -> str:

@@ -14,22 +14,25 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 from PIL import Image
 
 from bot import embeds
-from bot.outlets import ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef
-from bot.views import cancel_view, result_view
-from composition.grid import make_grid
-from composition.upload_fit import MIN_MAX_BYTES, fit_upload
-from generation.errors import JobCancelled, JobInterrupted, JobTimedOut
+from bot.discord_limits import CONTENT_MAX, DEFAULT_UPLOAD_LIMIT, UPLOAD_HEADROOM
+from bot.errors import reply_ephemeral
+from bot.jobs import CancelOutcome, JobOrigin, ModelInfo
+from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef, post_notice
+from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
+from bot.views import cancel_view
+from composition.upload_fit import MIN_MAX_BYTES
+from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull
 from generation.queue import JobQueue, Progress, QueuedJob
-from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationRequest
-from rules.safety import Decision, SafetyPolicy
+from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
+from rules.safety import SafetyPolicy
 from storage import Storage
 from storage.images import NewImage
 from storage.jobs import JobRecord
@@ -39,39 +42,13 @@ log = logging.getLogger(__name__)
 POST_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 #: The longest a status edit or result post waits for interactions being acknowledged.
 ANSWER_PRIORITY_MAX_WAIT_S = 1.0
-#: Discord's upload limit where nothing better is known (an unboosted server).
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-#: Room left in the upload limit for the rest of the multipart body (JSON payload, boundaries).
-UPLOAD_HEADROOM = 16 * 1024
-#: A withheld image's cell in a grid.
-WITHHELD_GREY = (64, 64, 64)
 #: Status messages whose place in the queue is refreshed per round (see ``_refresh_positions``).
 POSITION_EDITS_PER_ROUND = 5
+#: What a member is told when a job's source image is gone from disk.
+MISSING_SOURCE_TEXT = "The source image of this job is missing from disk."
 
-
-class ModelInfo(Protocol):
-    """What the bot needs to know about the loaded model (no torch on the bot side)."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    @property
-    def native_size(self) -> int: ...
-
-    @property
-    def max_tokens(self) -> int: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-    def configure(self, *, safety_checker: str = "auto", upscaler: str = "") -> None: ...
-
-
-@dataclass(frozen=True)
-class CancelOutcome:
-    """What happened to a cancel request, and what to tell the member if it was refused."""
-
-    accepted: bool
-    message: str = ""
+#: Builds the buttons of a result from (job id, image ids, whether each image is shown); None: no buttons.
+ResultViewFactory = Callable[[int, Sequence[int], Sequence[bool]], discord.ui.View | None]
 
 
 @dataclass
@@ -94,20 +71,6 @@ class _Tracked:
     upload_limit: int | None = None
 
 
-@dataclass(frozen=True)
-class ResultUpload:
-    """What a result message carries: one file (a grid, or the one image) or none, and each image's fate."""
-
-    filename: str | None
-    data: bytes | None
-    decisions: tuple[Decision, ...]
-
-    @property
-    def shown(self) -> tuple[bool, ...]:
-        """Whether each image can be seen in the message (withheld ones can't)."""
-        return tuple(decision != "withhold" for decision in self.decisions)
-
-
 class JobRunner:
     """Turns recorded jobs into posted results."""
 
@@ -118,6 +81,8 @@ class JobRunner:
         queue: JobQueue,
         model: ModelInfo,
         *,
+        limits: GenerationLimits,
+        safety: SafetyPolicy,
         progress_interval_s: float = 1.5,
     ) -> None:
         self.client = client
@@ -125,12 +90,10 @@ class JobRunner:
         self.queue = queue
         self.model = model
         self.progress_interval_s = progress_interval_s
-        settings = getattr(client, "settings", None)
+        #: What a request may ask for (``[generation]``); also caps the result file (``max_result_bytes``).
+        self.limits = limits
         #: Blocked words and what to do with flagged images (``[safety]``).
-        self.safety: SafetyPolicy = getattr(settings, "safety", None) or SafetyPolicy()
-        generation = getattr(settings, "generation", None)
-        #: The largest result file posted (``[generation] max_result_bytes``).
-        self.max_result_bytes: int = getattr(generation, "max_result_bytes", DEFAULT_UPLOAD_LIMIT)
+        self.safety = safety
         self._tracked: dict[int, _Tracked] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -143,6 +106,100 @@ class JobRunner:
         #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
         #: hook in here (the comic cog links a panel to its image, for example).
         self.on_result: list[Callable[[JobRecord, int], Awaitable[None]]] = []
+        #: The buttons on results, set by the cog that owns them (None: results have no buttons).
+        self.result_view: ResultViewFactory | None = None
+
+    # -- starting --------------------------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest) -> GenerationRequest:
+        """Check a request against the configured limits and the model's token limit (:class:`RequestError`)."""
+        model = self.model
+        return validate(request, self.limits, count_tokens=model.count_tokens, max_tokens=model.max_tokens)
+
+    async def start_job(
+        self,
+        origin: JobOrigin,
+        job: GenerationRequest | JobRecord,
+        *,
+        parent_image_id: int | None = None,
+        headline: str | None = None,
+        missing_source: str = MISSING_SOURCE_TEXT,
+    ) -> int | None:
+        """Start a job from a command, button or reaction: its id, or None if refused (the member is told why).
+
+        ``job`` is a request, validated, capacity-checked and recorded here, or a row the caller
+        recorded (and checked) itself, such as a comic panel's, written with its panel in one
+        transaction. The job is queued and announced: from an interaction, the response is its
+        status message (``headline`` and its place instead of the usual queued line); from a
+        reaction, the status comes later as a channel message. A job whose source image is gone
+        is marked failed; one whose status message can't be posted is cancelled again.
+        """
+        if isinstance(job, GenerationRequest):
+            started = await self._record(origin, job, parent_image_id)
+            if started is None:
+                return None
+            record, request = started
+        else:
+            record, request = job, GenerationRequest.from_json(job.request_json)
+        outlet = self.outlet_for(record)
+        interaction = origin.interaction
+        if interaction is None:
+            outlet.set_status_message(None)
+        try:
+            position = await self.enqueue(
+                record, request, outlet, check_caps=False,
+                upload_limit=interaction.filesize_limit if interaction else None,
+            )
+        except FileNotFoundError:
+            await self.storage.jobs.finish(record.id, "failed", "source image missing")
+            await self.refuse(origin, missing_source)
+            return None
+        if interaction is not None:
+            text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
+                f"{headline} ({embeds.queue_place(position)})", CONTENT_MAX
+            )
+            await self._announce(interaction, record, outlet, text)
+        return record.id
+
+    async def refuse(self, origin: JobOrigin, text: str) -> None:
+        """Tell the member why nothing was queued: ephemerally, or a short notice for a reaction."""
+        if origin.interaction is not None:
+            await reply_ephemeral(origin.interaction, text)
+        else:
+            await post_notice(self.client, origin.channel_id, origin.user_id, text)
+
+    async def _record(
+        self, origin: JobOrigin, request: GenerationRequest, parent_image_id: int | None
+    ) -> tuple[JobRecord, GenerationRequest] | None:
+        """Check a request and write its job row; None (the member told why) if it is refused."""
+        try:
+            request = self.validate(request)
+            self.queue.check_capacity(origin.user_id)
+        except (RequestError, QueueFull) as error:
+            await self.refuse(origin, str(error))
+            return None
+        record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
+        return record, request
+
+    async def _announce(
+        self, interaction: discord.Interaction, record: JobRecord, outlet: JobOutlet, text: str
+    ) -> None:
+        """Answer the interaction with the job's status message (editing it if deferred) and remember it."""
+        view = cancel_view(record.id)
+        try:
+            if interaction.response.is_done():  # deferred while uploads were checked
+                message = await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS, view=view)
+                message_id: int | None = message.id
+            else:
+                response = await interaction.response.send_message(text, allowed_mentions=NO_PINGS, view=view)
+                message_id = getattr(response, "message_id", None)
+        except discord.HTTPException:
+            outlet.set_status_message(None)
+            self.queue.cancel(record.id)
+            raise
+        outlet.set_status_message(message_id, via_webhook=isinstance(outlet, InteractionOutlet))
+        if message_id is not None:
+            await self.remember_status(record.id, message_id, record.channel_id, record.guild_id)
 
     # -- submitting ------------------------------------------------------------------------------
 
@@ -390,7 +447,7 @@ class JobRunner:
         await self._after_answers()
         record, request = tracked.record, tracked.request
         seeds = request.seeds()
-        encoded = await asyncio.to_thread(_encode_png_all, images)
+        encoded = await asyncio.to_thread(encode_png_all, images)
         stored = await asyncio.to_thread(lambda: [self.storage.files.write(data) for data in encoded])
         rows = await self.storage.images.add_many(
             [
@@ -416,13 +473,13 @@ class JobRunner:
         if any(decision != "post" for decision in decisions):
             log.info("job %s: safety decisions %s", record.id, decisions)
         limit = self._upload_limit(tracked)
-        upload = await asyncio.to_thread(_result_upload, images, encoded, decisions, record.id, seeds, limit)
+        upload = await asyncio.to_thread(result_upload, images, encoded, decisions, record.id, seeds, limit)
         embed = embeds.result_embed(
             request, model_name=self.model.model_name, job_id=record.id,
-            requester_id=record.requester_id, image_filename=upload.filename, note=_withheld_note(decisions),
+            requester_id=record.requester_id, image_filename=upload.filename, note=withheld_note(decisions),
         )
         image_ids = [row.id for row in rows]
-        view = result_view(record.id, image_ids, upload.shown)
+        view = self.result_view(record.id, image_ids, upload.shown) if self.result_view is not None else None
         await self.storage.jobs.mark_delivering(record.id)
         posted = await self._post_with_retries(tracked, embed, upload, view, images, encoded, seeds, limit)
         await self._record_result(record, posted.message_id, posted.channel_id, image_ids)
@@ -449,7 +506,7 @@ class JobRunner:
         if limit is None and tracked.record.guild_id is not None:
             guild = self.client.get_guild(tracked.record.guild_id)
             limit = guild.filesize_limit if guild is not None else None
-        limit = min(limit or DEFAULT_UPLOAD_LIMIT, self.max_result_bytes)
+        limit = min(limit or DEFAULT_UPLOAD_LIMIT, self.limits.max_result_bytes)
         return max(limit - UPLOAD_HEADROOM, MIN_MAX_BYTES)
 
     async def _record_result(self, record: JobRecord, message_id: int, channel_id: int, image_ids: list[int]) -> None:
@@ -483,7 +540,7 @@ class JobRunner:
         tracked: _Tracked,
         embed: discord.Embed,
         upload: ResultUpload,
-        view: discord.ui.View,
+        view: discord.ui.View | None,
         images: list[Image.Image],
         encoded: list[bytes],
         seeds: list[int],
@@ -505,7 +562,7 @@ class JobRunner:
                     limit = max(MIN_MAX_BYTES, min(limit, size) * 2 // 3)
                     log.info("job %s: Discord refused %d bytes; re-encoding under %d", tracked.record.id, size, limit)
                     upload = await asyncio.to_thread(
-                        _result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit
+                        result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit
                     )
                     if upload.filename is not None:
                         embed.set_image(url=f"attachment://{upload.filename}")
@@ -540,59 +597,6 @@ class JobRunner:
             return source
 
         return await asyncio.to_thread(load)
-
-
-def _encode_png_all(images: list[Image.Image]) -> list[bytes]:
-    out: list[bytes] = []
-    for image in images:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)
-        out.append(buffer.getvalue())
-    return out
-
-
-def _result_upload(
-    images: list[Image.Image],
-    encoded: list[bytes],
-    decisions: tuple[Decision, ...],
-    job_id: int,
-    seeds: list[int],
-    limit: int,
-) -> ResultUpload:
-    """The file a result posts (blocking: grid making and encoding; run it in a thread).
-
-    One image: itself. Several: one grid, withheld cells painted grey. Spoilers: the whole file
-    (``SPOILER_`` name). Nothing shown: no file. A PNG over ``limit`` is re-encoded to fit.
-    """
-    shown = [decision != "withhold" for decision in decisions]
-    if not any(shown):
-        return ResultUpload(None, None, decisions)
-    if len(images) == 1:
-        picture, data, name = images[0], encoded[0], embeds.image_filename(job_id, 0, seeds[0])
-    else:
-        cells = [
-            image if visible else Image.new("RGB", image.size, WITHHELD_GREY)
-            for image, visible in zip(images, shown, strict=True)
-        ]
-        picture = make_grid(cells)
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        data, name = buffer.getvalue(), embeds.grid_filename(job_id, seeds[0])
-    if len(data) > limit:
-        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0])
-        data, name = fitted.data, fitted.filename
-    if "spoiler" in decisions:
-        name = f"SPOILER_{name}"
-    return ResultUpload(name, data, decisions)
-
-
-def _withheld_note(decisions: tuple[Decision, ...]) -> str:
-    withheld = [str(i + 1) for i, decision in enumerate(decisions) if decision == "withhold"]
-    if not withheld:
-        return "Flagged by the safety checker: shown as a spoiler." if "spoiler" in decisions else ""
-    if len(decisions) == 1:
-        return "This image was flagged by the safety checker and is not shown here."
-    return f"Image {', '.join(withheld)} was flagged by the safety checker and is not shown here."
 
 
 def _failure_text(error: BaseException) -> str:

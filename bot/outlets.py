@@ -19,6 +19,9 @@ from typing import Any
 
 import discord
 
+from bot.discord_limits import CONTENT_MAX
+from bot.embeds import shorten
+
 log = logging.getLogger(__name__)
 
 #: Interaction tokens last 15 minutes; stop using one a little before.
@@ -207,3 +210,18 @@ class InteractionOutlet(JobOutlet):
 def _token_expired(error: discord.HTTPException) -> bool:
     """Discord answers an expired or unknown interaction token with 401 or 404 (codes 50027, 10015)."""
     return error.status in (401, 404) or error.code in (50027, 10015)
+
+
+#: How long the bot's short notices to reacting members stay in the channel.
+NOTICE_SECONDS = 20.0
+
+
+async def post_notice(client: discord.Client, channel_id: int, user_id: int, text: str) -> None:
+    """A short note to a reacting member, removed after a while (reactions can't be answered privately)."""
+    channel = client.get_partial_messageable(channel_id)
+    try:
+        await channel.send(
+            shorten(f"<@{user_id}> {text}", CONTENT_MAX), delete_after=NOTICE_SECONDS, allowed_mentions=NO_PINGS
+        )
+    except discord.HTTPException as error:
+        log.warning("could not post a notice: %s", error)

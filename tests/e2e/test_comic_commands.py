@@ -7,7 +7,6 @@ commands rely on.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import re
@@ -20,8 +19,9 @@ from typing import cast, get_args
 import pytest
 
 from bot.cogs.comic import Comic
-from bot.cogs.comic._cog import LayoutChoice
-from bot.cogs.comic._panels import ComicSettings, panel_seed, speaker_sides, weave_characters
+from bot.cogs.comic._group_comics import LayoutChoice
+from bot.cogs.comic._panels import panel_seed, speaker_sides, weave_characters
+from bot.config import ComicSettings
 from composition.comic_layout import LAYOUTS
 from playground import DiscordEmulator, EmuInteraction, EmuMessage
 from rules.styles import StylePreset
@@ -482,6 +482,3 @@ def test_comic_settings_check_their_ranges() -> None:
         ComicSettings(panels_per_page=7)
     with pytest.raises(ValueError, match="default_layout"):
         ComicSettings(default_layout="zigzag")
-    section = dataclasses.replace(ComicSettings(), max_panels=5)
-    assert ComicSettings.from_object(section).max_panels == 5
-    assert ComicSettings.from_object(None) == ComicSettings()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from discord.ext import commands
 
 from bot.cogs.comic._cog import Comic
+from bot.services import services_of
 
-if TYPE_CHECKING:
-    from bot.bot import ArtBot
+__all__ = ["Comic", "setup"]
 
 
-async def setup(bot: ArtBot) -> None:
-    """Load the cog."""
-    await bot.add_cog(Comic(bot))
+async def setup(bot: commands.Bot) -> None:
+    """Load the cog with the bot's services."""
+    await bot.add_cog(Comic(bot, services_of(bot)))

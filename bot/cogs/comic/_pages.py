@@ -14,6 +14,7 @@ from typing import Final
 
 from PIL import Image
 
+from bot.discord_limits import MAX_FILES_PER_MESSAGE, UPLOAD_HEADROOM
 from composition.comic_export import ComicInfo, ExportFile, ExportFormat, fit_to_limit
 from composition.comic_layout import layout_comic, paginate, smallest_frame_size
 from composition.comic_lettering import SpeakerSide, TextDoesNotFit, check_panel_text, layout_title
@@ -23,9 +24,6 @@ from composition.upload_fit import split_into_uploads
 #: A panel that has no picture yet (still being drawn, or its job failed) is a light grey frame.
 PLACEHOLDER_COLOUR: Final = (225, 225, 225)
 PLACEHOLDER_SIZE: Final = (512, 512)
-#: Bytes kept free under the upload limit for the message's JSON and the multipart framing.
-UPLOAD_OVERHEAD: Final = 16 * 1024
-MAX_FILES_PER_MESSAGE: Final = 10
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def export_files(
     return fit_to_limit(
         pages,
         fmt=fmt,
-        limit_bytes=max(upload_limit - UPLOAD_OVERHEAD, 1),
+        limit_bytes=max(upload_limit - UPLOAD_HEADROOM, 1),
         title=info.title,
         author=info.writer,
         info=info,
@@ -102,7 +100,7 @@ def upload_batches(files: Sequence[ExportFile], upload_limit: int) -> list[list[
     """Group files, in order, into messages of at most ten files and ``upload_limit`` bytes (less overhead)."""
     by_name = {file.filename: file for file in files}
     groups = split_into_uploads(
-        [(file.filename, file.data) for file in files], max(upload_limit - UPLOAD_OVERHEAD, 1), MAX_FILES_PER_MESSAGE
+        [(file.filename, file.data) for file in files], max(upload_limit - UPLOAD_HEADROOM, 1), MAX_FILES_PER_MESSAGE
     )
     return [[by_name[name] for name, _ in group] for group in groups]
 

@@ -23,50 +23,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from bot.config import ComicSettings
 from composition.comic_lettering import SpeakerSide
 from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
 from rules.styles import StylePreset, apply_style
-
-#: Strength of the img2img pass of ``continue_from_previous``: how far a panel may move away from
-#: the previous one (0: a copy, 1: unrelated).
-DEFAULT_CONTINUE_STRENGTH: Final = 0.6
-
-
-@dataclass(frozen=True)
-class ComicSettings:
-    """The ``[comic]`` settings: caps, page layout and continuity strength."""
-
-    max_panels: int = 60
-    max_characters: int = 12
-    panels_per_page: int = MAX_PANELS_PER_PAGE
-    default_layout: str = "auto"
-    continue_strength: float = DEFAULT_CONTINUE_STRENGTH
-
-    def __post_init__(self) -> None:
-        checks: list[tuple[str, bool]] = [
-            ("max_panels", self.max_panels >= 1),
-            ("max_characters", self.max_characters >= 0),
-            ("panels_per_page", 1 <= self.panels_per_page <= MAX_PANELS_PER_PAGE),
-            ("default_layout", self.default_layout in LAYOUTS),
-            ("continue_strength", 0.05 <= self.continue_strength <= 1.0),
-        ]
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
-
-    @classmethod
-    def from_object(cls, source: object | None) -> ComicSettings:
-        """Settings from any object with these attributes (the bot's config section), else the defaults."""
-        if source is None:
-            return cls()
-        if isinstance(source, cls):
-            return source
-        names = cls.__dataclass_fields__
-        return cls(**{name: getattr(source, name) for name in names if hasattr(source, name)})
 
 
 def panel_seed(comic_seed: int, panel_id: int, take: int = 0) -> int:
@@ -127,7 +89,7 @@ def panel_request(
     limits: GenerationLimits,
     size: int,
     init_image: tuple[str, int, int] | None = None,
-    strength: float = DEFAULT_CONTINUE_STRENGTH,
+    strength: float = ComicSettings.continue_strength,
 ) -> GenerationRequest:
     """The request for a new panel (seed 0 until the panel's id is known: see :func:`with_take`).
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from discord.ext import commands
 
 from bot.cogs.imagine._cog import Imagine
-
-if TYPE_CHECKING:
-    from bot.bot import ArtBot
+from bot.services import services_of
 
 
-async def setup(bot: ArtBot) -> None:
-    """Load the cog."""
-    await bot.add_cog(Imagine(bot))
+async def setup(bot: commands.Bot) -> None:
+    """Load the cog with the bot's services."""
+    await bot.add_cog(Imagine(bot, services_of(bot)))

@@ -12,51 +12,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import embeds
-from bot.cogs.imagine._actions import Origin, ResultActions
+from bot import embeds, emojis
+from bot.cogs.imagine import _buttons
+from bot.cogs.imagine._actions import ResultActions
 from bot.cogs.imagine._build import ImagineOptions, build_request
 from bot.cogs.imagine._uploads import read_sources
+from bot.discord_limits import CONTENT_MAX
 from bot.errors import reply_ephemeral
+from bot.jobs import JobOrigin
 from bot.outlets import NO_PINGS
-from bot.views import CANCEL_EMOJI
+from bot.services import Services
 from rules.request import SEED_MAX, RequestError
 from rules.styles import match_styles
 from storage.messages import PostedMessage
-
-if TYPE_CHECKING:
-    from bot.bot import ArtBot
 
 log = logging.getLogger(__name__)
 
 #: Waits before looking again for a just-posted message's record (see ``_posted_message``).
 RECORD_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
 #: Reactions this cog acts on.
-HANDLED_REACTIONS = frozenset({CANCEL_EMOJI, embeds.REROLL, embeds.UPSCALE, embeds.VARY, *embeds.NUMBERS})
+HANDLED_REACTIONS = frozenset({emojis.CANCEL, emojis.REROLL, emojis.UPSCALE, emojis.VARY, *emojis.NUMBERS})
 
 
 class Imagine(commands.Cog):
     """Image generation: /imagine with flags, styles and attachments; /history, /queue, /cancel; result reactions."""
 
-    def __init__(self, bot: ArtBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
-        self.actions = ResultActions(bot)
+        self.services = services
+        self.actions = ResultActions(services)
 
     async def cog_load(self) -> None:
-        """Give every engine the configured safety checker and upscaler."""
-        settings = self.bot.settings
-        engines: list[Any] = list(self.bot.queue.engines)
-        for engine in engines:
-            configure = getattr(engine, "configure", None)
-            if configure is not None:
-                await asyncio.to_thread(
-                    configure, safety_checker=settings.safety.checker, upscaler=settings.model.upscaler
-                )
+        """Give every engine the configured safety checker and upscaler; put the buttons on results."""
+        settings = self.services.settings
+        for engine in self.services.engines:
+            await asyncio.to_thread(
+                engine.configure, safety_checker=settings.safety.checker, upscaler=settings.model.upscaler
+            )
+        _buttons.register(self.bot, self.actions)
+        self.services.runner.result_view = _buttons.result_view
+
+    async def cog_unload(self) -> None:
+        """Take the buttons off new results and stop answering clicks on old ones."""
+        if self.services.runner.result_view is _buttons.result_view:
+            self.services.runner.result_view = None
+        _buttons.unregister(self.bot)
 
     # -- /imagine ------------------------------------------------------------------------------------
 
@@ -96,7 +102,7 @@ class Imagine(commands.Cog):
             prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
             width=width, height=height, count=count, style=style,
         )
-        async with self.bot.runner.answering():
+        async with self.services.runner.answering():
             await self._imagine(interaction, options, image, mask, strength)
 
     async def _imagine(
@@ -107,7 +113,7 @@ class Imagine(commands.Cog):
         mask: discord.Attachment | None,
         strength: float | None,
     ) -> None:
-        settings = self.bot.settings
+        settings = self.services.settings
         limits = settings.generation
         try:
             if image is None and (mask is not None or strength is not None):
@@ -116,15 +122,15 @@ class Imagine(commands.Cog):
                 )
             # Check the prompt (flags, style, blocked words) before downloading anything.
             request = build_request(
-                options, limits=limits, native=self.bot.model.native_size, styles=settings.styles,
+                options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
                 safety=settings.safety,
             )
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
                 await interaction.response.defer(thinking=True)
-                sources = await read_sources(image, mask, limits=limits, store=self.bot.storage.files)
+                sources = await read_sources(image, mask, limits=limits, store=self.services.storage.files)
                 request = build_request(
-                    options, limits=limits, native=self.bot.model.native_size, styles=settings.styles,
+                    options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
                     safety=settings.safety, source_size=sources.size,
                 ).replace(
                     seed=request.seed,
@@ -136,17 +142,13 @@ class Imagine(commands.Cog):
         except RequestError as error:
             await reply_ephemeral(interaction, str(error))
             return
-        origin = Origin(
-            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
-            interaction=interaction,
-        )
-        await self.actions.submit(origin, request)
+        await self.services.runner.start_job(JobOrigin.of(interaction), request)
 
     @imagine.autocomplete("style")
     async def _style_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        styles = self.bot.settings.styles
+        styles = self.services.settings.styles
         choices = []
         for name in match_styles(current, styles):
             description = styles[name].description
@@ -170,10 +172,10 @@ class Imagine(commands.Cog):
     @app_commands.command(name="queue")
     async def queue_command(self, interaction: discord.Interaction) -> None:
         """Show your jobs and how long the queue is."""
-        queue = self.bot.queue
+        queue = self.services.queue
         waiting, running = queue.pending_count(), len(queue.running())
         lines = [f"The queue has {waiting} job(s) waiting and {running} running."]
-        mine = sorted(self.bot.runner.jobs_of(interaction.user.id), key=lambda job: (job[2] is None, job[2] or 0))
+        mine = sorted(self.services.runner.jobs_of(interaction.user.id), key=lambda job: (job[2] is None, job[2] or 0))
         if not mine:
             lines.append("You have no jobs in it.")
         for job_id, request, position in mine:
@@ -189,17 +191,17 @@ class Imagine(commands.Cog):
         if mine:
             lines.append("`/cancel` cancels your waiting jobs; a running one has its own Cancel button.")
         await interaction.response.send_message(
-            embeds.shorten_lines(lines, embeds.CONTENT_MAX), ephemeral=True, allowed_mentions=NO_PINGS
+            embeds.shorten_lines(lines, CONTENT_MAX), ephemeral=True, allowed_mentions=NO_PINGS
         )
 
     @app_commands.command(name="cancel")
     async def cancel_command(self, interaction: discord.Interaction) -> None:
         """Cancel every job of yours that is still waiting in the queue."""
         cancelled = 0
-        for job_id, _request, position in self.bot.runner.jobs_of(interaction.user.id):
+        for job_id, _request, position in self.services.runner.jobs_of(interaction.user.id):
             if not position:  # running (0) or unknown: only waiting jobs
                 continue
-            outcome = await self.bot.runner.request_cancel(job_id, user_id=interaction.user.id, moderator=False)
+            outcome = await self.services.runner.request_cancel(job_id, user_id=interaction.user.id, moderator=False)
             cancelled += outcome.accepted
         text = f"Cancelled {cancelled} waiting job(s)." if cancelled else "You have no waiting jobs to cancel."
         await interaction.response.send_message(text, ephemeral=True)
@@ -217,7 +219,7 @@ class Imagine(commands.Cog):
         posted = await self._posted_message(payload)
         if posted is None:
             return
-        if emoji == CANCEL_EMOJI:
+        if emoji == emojis.CANCEL:
             if posted.kind == "status":
                 await self._cancel_by_reaction(payload, posted)
             elif posted.kind == "result":
@@ -225,28 +227,28 @@ class Imagine(commands.Cog):
             return
         if posted.kind != "result" or not posted.image_ids:
             return
-        origin = Origin(
+        origin = JobOrigin(
             user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
             reply_to_message_id=payload.message_id,
         )
-        if emoji == embeds.REROLL:
+        if emoji == emojis.REROLL:
             await self.actions.reroll(origin, posted.job_id)
-        elif emoji == embeds.UPSCALE:
+        elif emoji == emojis.UPSCALE:
             await self.actions.upscale(origin, posted.image_ids[0])
-        elif emoji == embeds.VARY:
+        elif emoji == emojis.VARY:
             await self.actions.vary(origin, posted.image_ids[0], "subtle")
         else:
-            index = embeds.NUMBERS.index(emoji)
+            index = emojis.NUMBERS.index(emoji)
             if len(posted.image_ids) > 1 and index < len(posted.image_ids):
                 await self.actions.upscale(origin, posted.image_ids[index])
 
     async def _cancel_by_reaction(self, payload: discord.RawReactionActionEvent, posted: PostedMessage) -> None:
         """❌ on a status message cancels its job, for the requester or a moderator; others' ❌ are removed."""
-        outcome = await self.bot.runner.request_cancel(
+        outcome = await self.services.runner.request_cancel(
             posted.job_id, user_id=payload.user_id, moderator=self._can_moderate(payload)
         )
         if not outcome.accepted:
-            await self._remove_reaction(payload, CANCEL_EMOJI)
+            await self._remove_reaction(payload, emojis.CANCEL)
 
     async def _delete_by_reaction(self, payload: discord.RawReactionActionEvent, posted: PostedMessage) -> None:
         """❌ on a result deletes it, for the requester or a moderator; others' ❌ are removed."""
@@ -254,7 +256,7 @@ class Imagine(commands.Cog):
             posted.job_id, payload.user_id, moderator=self._can_moderate(payload)
         )
         if not allowed:
-            await self._remove_reaction(payload, CANCEL_EMOJI)
+            await self._remove_reaction(payload, emojis.CANCEL)
             return
         message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
         try:
@@ -288,8 +290,8 @@ class Imagine(commands.Cog):
         """
         ours = self.bot.user is not None and payload.message_author_id == self.bot.user.id
         for delay in RECORD_RETRY_DELAYS_S if ours else ():
-            posted = await self.bot.storage.messages.get(payload.message_id)
+            posted = await self.services.storage.messages.get(payload.message_id)
             if posted is not None:
                 return posted
             await asyncio.sleep(delay)
-        return await self.bot.storage.messages.get(payload.message_id)
+        return await self.services.storage.messages.get(payload.message_id)

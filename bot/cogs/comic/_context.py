@@ -1,0 +1,162 @@
+"""What every /comic command group shares: the services, the ``[comic]`` settings, styles, and common checks.
+
+Every command acts on the member's *active* comic in this server (``new`` and ``open`` pick
+it). The owner and the collaborators they ``share`` with may change a comic; anyone may view
+and export it, and is told so, briefly and only to them, when they try more. Refusals are
+:class:`~bot.errors.UserFacingError`, answered ephemerally by the bot's error handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import discord
+from discord.utils import escape_markdown
+
+from bot import embeds
+from bot.add_to_comic import comic_title
+from bot.cogs.comic import _pages
+from bot.config import ComicSettings
+from bot.errors import UserFacingError
+from bot.jobs import JobOrigin
+from bot.services import Services
+from composition.comic_lettering import TextDoesNotFit
+from generation.errors import QueueFull
+from rules.request import GenerationRequest, RequestError
+from rules.styles import StylePreset
+from storage.comics import ComicRecord, ComicStorageError, PanelRecord
+from storage.images import ImageRecord
+
+log = logging.getLogger(__name__)
+
+#: Give this instead of a text to clear a caption, dialogue or speaker in ``/comic edit``.
+CLEAR = "-"
+NO_PINGS = discord.AllowedMentions.none()
+#: What a member is told when the previous panel's picture, drawn from, is gone from disk.
+MISSING_PREVIOUS_PANEL = (
+    "The previous panel's picture is missing from disk; redo that panel or leave `continue_from_previous` off."
+)
+
+
+def quote(text: str, limit: int = 80) -> str:
+    """A member's text quoted in a message: shortened and markdown-escaped."""
+    return escape_markdown(embeds.shorten(text, limit))
+
+
+def clean(text: str | None) -> str | None:
+    """Text with its whitespace trimmed; None for nothing."""
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+class ComicContext:
+    """The state and checks the /comic groups share (one per cog; the cog's ``settings`` live here)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.storage = services.storage
+        #: The ``[comic]`` settings (tests and the owner may replace them while running).
+        self.settings: ComicSettings = services.settings.comic
+        #: The style presets comics may use (``[styles]``).
+        self.styles: Mapping[str, StylePreset] = services.settings.styles
+
+    def style(self, comic: ComicRecord) -> StylePreset | None:
+        """The comic's style preset, or None (no style, or one no longer configured)."""
+        if not comic.style:
+            return None
+        preset = self.styles.get(comic.style)
+        if preset is None:
+            log.warning("comic %s uses style %r, which is no longer configured; drawing unstyled",
+                        comic.id, comic.style)
+        return preset
+
+    async def active(self, interaction: discord.Interaction) -> ComicRecord:
+        """The member's active comic in this server."""
+        comic = await self.storage.comics.active(interaction.user.id, interaction.guild_id)
+        if comic is None:
+            raise UserFacingError(
+                "You have no active comic in this server. Start one with `/comic new` or pick one with "
+                "`/comic list` and `/comic open`."
+            )
+        return comic
+
+    async def editable(self, interaction: discord.Interaction, action: str) -> ComicRecord:
+        """The active comic, if the member may change it; else a short note of what they may do."""
+        comic = await self.active(interaction)
+        if await self.storage.comics.role(comic, interaction.user.id) == "viewer":
+            raise UserFacingError(
+                f"Only the owner and collaborators can {action} {comic_title(comic)}. "
+                "You can view it with `/comic show` and export it with `/comic export`."
+            )
+        return comic
+
+    async def owned(self, interaction: discord.Interaction, action: str) -> ComicRecord:
+        """The active comic, if the member owns it."""
+        comic = await self.active(interaction)
+        if comic.owner_id != interaction.user.id:
+            raise UserFacingError(f"Only the owner of {comic_title(comic)} can {action} it.")
+        return comic
+
+    async def panel(self, comic: ComicRecord, position: int) -> PanelRecord:
+        """The comic's panel at ``position``."""
+        try:
+            return await self.storage.comics.panel_at(comic.id, position)
+        except ComicStorageError as error:
+            raise UserFacingError(str(error)) from None
+
+    def validate(self, request: GenerationRequest) -> GenerationRequest:
+        """A panel's request checked against the limits (a long prompt is explained: style and characters count)."""
+        try:
+            return self.services.runner.validate(request)
+        except RequestError as error:
+            if error.field == "prompt":
+                raise UserFacingError(
+                    f"{error} The prompt includes the comic's style and the descriptions of the characters it names."
+                ) from None
+            raise UserFacingError(str(error)) from None
+
+    async def check_text(self, comic: ComicRecord, caption: str | None, dialogue: str | None) -> None:
+        """Refuse a caption or dialogue that would not fit the smallest panel of this comic."""
+        try:
+            await asyncio.to_thread(
+                _pages.check_text, caption, dialogue, layout=comic.layout,
+                panels_per_page=self.settings.panels_per_page,
+            )
+        except TextDoesNotFit as error:
+            raise UserFacingError(error.user_message) from None
+
+    def check_capacity(self, user_id: int) -> None:
+        """Refuse a panel job the queue would not take from this member now."""
+        try:
+            self.services.queue.check_capacity(user_id)
+        except QueueFull as error:
+            raise UserFacingError(str(error)) from None
+
+    async def characters(self, comic: ComicRecord) -> dict[str, str]:
+        """The comic's characters: name to description."""
+        return {c.name: c.description for c in await self.storage.comics.characters(comic.id)}
+
+    def stop_drawing(self, panel: PanelRecord) -> None:
+        """Cancel the panel's job if it is still queued or running (its result would be unused)."""
+        if panel.job_id is not None and panel.drawing:
+            self.services.queue.cancel(panel.job_id)
+
+    async def current_image(self, panel: PanelRecord) -> ImageRecord | None:
+        """The panel's newest picture: its latest job's image once stored (the result hook may not
+        have linked it yet), else the image it shows."""
+        if panel.job_id is not None:
+            images = await self.storage.images.for_job(panel.job_id)
+            if images:
+                return images[0]
+        return await self.storage.images.get(panel.image_id) if panel.image_id is not None else None
+
+    async def start_panel_job(self, interaction: discord.Interaction, job_id: int, headline: str) -> None:
+        """Queue a recorded panel job and answer with its status message (as /imagine does)."""
+        record = await self.storage.jobs.get(job_id)
+        await self.services.runner.start_job(
+            JobOrigin.of(interaction), record, headline=headline, missing_source=MISSING_PREVIOUS_PANEL
+        )
