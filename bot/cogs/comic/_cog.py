@@ -40,6 +40,7 @@ from generation.errors import QueueFull
 from rules.request import GenerationRequest, RequestError, random_seed, validate
 from rules.styles import DEFAULT_STYLES, StylePreset, match_styles
 from storage.comics import (
+    CharacterNotFound,
     CharacterRecord,
     ComicFull,
     ComicRecord,
@@ -48,6 +49,7 @@ from storage.comics import (
     PanelPlan,
     PanelRecord,
 )
+from storage.errors import NotFound
 from storage.images import ImageRecord
 from storage.jobs import JobRecord, NewJob
 
@@ -426,9 +428,10 @@ class Comic(commands.Cog):
     async def character_remove(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 40]) -> None:
         """Remove a character (panels already drawn keep their look)."""
         comic = await self._editable(interaction, "change the characters of")
-        removed = await self.bot.storage.comics.remove_character(comic.id, " ".join(name.split()))
-        if removed is None:
-            raise UserFacingError(f"{_title(comic)} has no character called **{_quote(name, 40)}**.")
+        try:
+            removed = await self.bot.storage.comics.remove_character(comic.id, " ".join(name.split()))
+        except CharacterNotFound:
+            raise UserFacingError(f"{_title(comic)} has no character called **{_quote(name, 40)}**.") from None
         await interaction.response.send_message(
             f"**{_quote(removed.name, 40)}** leaves {_title(comic)}.", allowed_mentions=NO_PINGS
         )
@@ -722,8 +725,11 @@ class Comic(commands.Cog):
         if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) != ADD_TO_COMIC:
             return
         storage = self.bot.storage
-        posted = await storage.messages.get(payload.message_id)
-        if posted is None or posted.kind != "result" or not posted.image_ids:
+        try:
+            posted = await storage.messages.get(payload.message_id)
+        except NotFound:
+            return
+        if posted.kind != "result" or not posted.image_ids:
             return
         comic = await storage.comics.active(payload.user_id, payload.guild_id)
         if comic is None:
