@@ -10,13 +10,14 @@ types and ranges are declared on the fields, unknown keys are refused. Any error
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, get_type_hints
 
 from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -43,7 +44,7 @@ class ConfigError(ValueError):
     """A setting is missing or wrong; ``str()`` is one line naming the key."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"config error: {key}: {message}")
+        super().__init__(" ".join(f"config error: {key}: {message}".split()))
         self.key = key
 
 
@@ -198,7 +199,7 @@ class ComicSettings:
         return layout
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
+@dataclass(frozen=True, config=_SECTION)
 class Settings:
     """Every setting of the bot; ``parse_settings`` builds it from the parsed TOML."""
 
@@ -248,7 +249,7 @@ def _located(loc: tuple[str | int, ...], message: str) -> ValidationError:
 
 
 #: The sections a config file may have.
-SECTIONS: Final = ("discord", "model", "storage", "generation", "queue", "safety", "comic", "styles")
+SECTIONS: Final = tuple(section.name for section in dataclasses.fields(Settings))
 
 
 def _key(loc: tuple[str | int, ...]) -> str:
@@ -264,11 +265,16 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _known_keys(section: str | int) -> str:
+    hint = get_type_hints(Settings).get(str(section))
+    return ", ".join(key.name for key in dataclasses.fields(hint)) if dataclasses.is_dataclass(hint) else ""
+
+
 def _message(error: ErrorDetails) -> str:
     """What is wrong, in one line; pydantic's wording, with the value given where it helps."""
     kind, value = error["type"], error["input"]
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return "unknown setting"
+        return f"unknown setting (known: {_known_keys(error['loc'][0])})"
     if kind == "value_error":
         return error["msg"].removeprefix("Value error, ")
     if kind.startswith("dataclass"):  # a section that is not a table
