@@ -9,9 +9,6 @@ CONTENT_MAX: Final = 2000
 EMBED_TITLE_MAX: Final = 256
 EMBED_DESCRIPTION_MAX: Final = 4096
 EMBED_FIELD_MAX: Final = 1024
-EMBED_FOOTER_MAX: Final = 2048
-#: All the text of a message's embeds together.
-EMBED_TOTAL_MAX: Final = 6000
 #: Attachments on one message.
 MAX_FILES_PER_MESSAGE: Final = 10
 #: The upload limit where nothing better is known (an unboosted server).

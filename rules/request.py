@@ -12,7 +12,11 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 #: Key in a source image's ``info`` under which the bot hands the engine an inpainting mask (an
 #: ``L`` image), and in a result image's ``info`` under which the engine marks it flagged by the
@@ -44,61 +48,72 @@ class RequestError(ValueError):
         self.field = field_name
 
 
-@dataclass(frozen=True)
-class GenerationLimits:
-    """Defaults and limits for requests, from the ``[generation]`` config section."""
+#: Unknown fields are refused; numbers are declared strict (``"3"`` is not a number).
+_FIELDS = ConfigDict(extra="forbid")
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
 
-    default_steps: int = 30
-    max_steps: int = 100
-    default_guidance: float = 7.0
-    max_guidance: float = 30.0
-    default_count: int = 4
-    max_count: int = 4
-    min_size: int = 64
-    max_size: int = 2048
-    max_pixels: int = 1024 * 1024
-    default_upscale_strength: float = 0.3
-    max_upscaled_pixels: int = 2048 * 2048
-    max_prompt_chars: int = 1000
+
+@pydantic_dataclass(frozen=True, config=_FIELDS)
+class GenerationLimits:
+    """Defaults and limits for requests, from the ``[generation]`` config section.
+
+    Each range is declared on its field; a value checked against another field (a default against
+    its maximum) is checked after both are read. Bad values raise a pydantic ``ValidationError``
+    (a ``ValueError``) whose error ``loc`` names the field.
+    """
+
+    default_steps: Annotated[Int, Field(ge=1)] = 30
+    max_steps: Annotated[Int, Field(ge=1)] = 100
+    default_guidance: Annotated[Float, Field(ge=0)] = 7.0
+    max_guidance: Annotated[Float, Field(ge=0)] = 30.0
+    default_count: Annotated[Int, Field(ge=1)] = 4
+    max_count: Annotated[Int, Field(ge=1, le=4)] = 4
+    min_size: Annotated[Int, Field(ge=8, multiple_of=8)] = 64
+    max_size: Annotated[Int, Field(ge=8, multiple_of=8)] = 2048
+    max_pixels: Annotated[Int, Field(ge=64)] = 1024 * 1024
+    default_upscale_strength: Annotated[Float, Field(gt=0, le=1)] = 0.3
+    max_upscaled_pixels: Annotated[Int, Field(ge=64)] = 2048 * 2048
+    max_prompt_chars: Annotated[Int, Field(ge=1)] = 1000
     #: How much of a source image img2img and inpainting redraw when the request names no strength.
-    default_strength: float = 0.6
+    default_strength: Annotated[Float, Field(ge=0.01, le=1)] = 0.6
     #: 🎨 variations: the strength of a subtle and of a strong one.
-    variation_subtle_strength: float = 0.35
-    variation_strong_strength: float = 0.65
+    variation_subtle_strength: Annotated[Float, Field(ge=0.01, le=1)] = 0.35
+    variation_strong_strength: Annotated[Float, Field(ge=0.01, le=1)] = 0.65
     #: Upscales multiply each side by this.
-    upscale_factor: int = 2
+    upscale_factor: Annotated[Int, Field(ge=2, le=4)] = 2
     #: Uploaded source images and masks: the most bytes and pixels accepted.
-    max_upload_bytes: int = 8 * 1024 * 1024
-    max_upload_pixels: int = 4096 * 4096
+    max_upload_bytes: Annotated[Int, Field(ge=1024)] = 8 * 1024 * 1024
+    max_upload_pixels: Annotated[Int, Field(ge=64)] = 4096 * 4096
     #: The largest result file posted; larger ones are re-encoded (WebP or JPEG) to fit. The
     #: guild's or the interaction's own upload limit applies too, whichever is smaller.
-    max_result_bytes: int = 10 * 1024 * 1024
+    max_result_bytes: Annotated[Int, Field(ge=64 * 1024)] = 10 * 1024 * 1024
 
-    def __post_init__(self) -> None:
-        checks: list[tuple[str, bool]] = [
-            ("max_steps", self.max_steps >= 1),
-            ("default_steps", 1 <= self.default_steps <= self.max_steps),
-            ("max_guidance", self.max_guidance >= 0),
-            ("default_guidance", 0 <= self.default_guidance <= self.max_guidance),
-            ("max_count", 1 <= self.max_count <= 4),
-            ("default_count", 1 <= self.default_count <= self.max_count),
-            ("min_size", self.min_size >= 8 and self.min_size % 8 == 0),
-            ("max_size", self.max_size >= self.min_size and self.max_size % 8 == 0),
-            ("max_pixels", self.max_pixels >= self.min_size * self.min_size),
-            ("default_upscale_strength", 0 < self.default_upscale_strength <= 1),
-            ("max_upscaled_pixels", self.max_upscaled_pixels >= self.max_pixels),
-            ("max_prompt_chars", self.max_prompt_chars >= 1),
-            ("default_strength", 0.01 <= self.default_strength <= 1),
-            ("variation_subtle_strength", 0.01 <= self.variation_subtle_strength <= 1),
-            ("variation_strong_strength", 0.01 <= self.variation_strong_strength <= 1),
-            ("upscale_factor", 2 <= self.upscale_factor <= 4),
-            ("max_upload_bytes", self.max_upload_bytes >= 1024),
-            ("max_upload_pixels", self.max_upload_pixels >= self.min_size * self.min_size),
-            ("max_result_bytes", self.max_result_bytes >= 64 * 1024),
+    @model_validator(mode="after")
+    def _check_against_each_other(self) -> GenerationLimits:
+        smallest = self.min_size * self.min_size
+        checks: list[tuple[str, bool, str]] = [
+            ("default_steps", self.default_steps <= self.max_steps, f"must be at most max_steps ({self.max_steps})"),
+            ("default_guidance", self.default_guidance <= self.max_guidance,
+             f"must be at most max_guidance ({self.max_guidance:g})"),
+            ("default_count", self.default_count <= self.max_count, f"must be at most max_count ({self.max_count})"),
+            ("max_size", self.max_size >= self.min_size, f"must be at least min_size ({self.min_size})"),
+            ("max_pixels", self.max_pixels >= smallest, f"must be at least min_size squared ({smallest})"),
+            ("max_upscaled_pixels", self.max_upscaled_pixels >= self.max_pixels,
+             f"must be at least max_pixels ({self.max_pixels})"),
+            ("max_upload_pixels", self.max_upload_pixels >= smallest,
+             f"must be at least min_size squared ({smallest})"),
+            ("variation_subtle_strength", self.variation_subtle_strength <= self.variation_strong_strength,
+             f"must not be above variation_strong_strength ({self.variation_strong_strength:g})"),
         ]
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+        failed = [
+            InitErrorDetails(type=PydanticCustomError("range", rule), loc=(name,), input=getattr(self, name))
+            for name, ok, rule in checks
+            if not ok
+        ]
+        if failed:
+            raise ValidationError.from_exception_data(type(self).__name__, failed)
+        return self
 
 
 @dataclass(frozen=True)

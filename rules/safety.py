@@ -17,8 +17,11 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final, Literal
+
+from pydantic import ConfigDict, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
 
 Decision = Literal["post", "spoiler", "withhold"]
 
@@ -98,7 +101,15 @@ class BlockedWords:
         return None
 
 
-@dataclass(frozen=True)
+#: ``checker``: ``auto``, ``off`` or ``package.module:function``.
+_CHECKER_RE: Final = re.compile(r"auto|off|[^:]+:[^:]+")
+
+
+def _rule_error(rule: str) -> PydanticCustomError:
+    return PydanticCustomError("value_error", rule)
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class SafetyPolicy:
     """``[safety]``: blocked prompt words and what happens to images the safety checker flags.
 
@@ -107,7 +118,8 @@ class SafetyPolicy:
     channels: ``allow`` (post normally), ``withhold`` or ``spoiler``. ``checker`` says which
     safety checker flags images: ``auto`` (the model's own, where it ships one), ``off``, or
     ``package.module:function``, a callable ``(images, prompts) -> flags`` the engine runs on each
-    result in its worker thread.
+    result in its worker thread. A bad value raises a pydantic ``ValidationError`` (a
+    ``ValueError``) whose error ``loc`` names the field.
     """
 
     blocked_words: tuple[str, ...] = ()
@@ -115,17 +127,34 @@ class SafetyPolicy:
     age_restricted_action: str = "spoiler"
     checker: str = "auto"
 
-    def __post_init__(self) -> None:
-        if self.nsfw_action not in NSFW_ACTIONS:
-            raise ValueError(f"nsfw_action must be one of {', '.join(NSFW_ACTIONS)}, not {self.nsfw_action!r}")
-        if self.age_restricted_action not in AGE_RESTRICTED_ACTIONS:
-            raise ValueError(
-                f"age_restricted_action must be one of {', '.join(AGE_RESTRICTED_ACTIONS)}, "
-                f"not {self.age_restricted_action!r}"
-            )
-        for word in self.blocked_words:
+    @field_validator("blocked_words")
+    @classmethod
+    def _words_have_letters(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        for word in words:
             if not _tokens(word):
-                raise ValueError(f"blocked_words contains {word!r}, which has no letters or digits")
+                raise _rule_error(f"contains {word!r}, which has no letters or digits")
+        return words
+
+    @field_validator("nsfw_action")
+    @classmethod
+    def _nsfw_action(cls, action: str) -> str:
+        if action not in NSFW_ACTIONS:
+            raise _rule_error(f"must be one of {', '.join(NSFW_ACTIONS)}, not {action!r}")
+        return action
+
+    @field_validator("age_restricted_action")
+    @classmethod
+    def _age_restricted_action(cls, action: str) -> str:
+        if action not in AGE_RESTRICTED_ACTIONS:
+            raise _rule_error(f"must be one of {', '.join(AGE_RESTRICTED_ACTIONS)}, not {action!r}")
+        return action
+
+    @field_validator("checker")
+    @classmethod
+    def _checker(cls, checker: str) -> str:
+        if not _CHECKER_RE.fullmatch(checker):
+            raise _rule_error(f"must be auto, off or package.module:function, not {checker!r}")
+        return checker
 
     @functools.cached_property
     def blocked(self) -> BlockedWords:

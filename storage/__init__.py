@@ -1,6 +1,7 @@
 """SQLite storage (aiosqlite): schema and migrations, repositories, and image files on disk.
 
-Nothing here imports discord or torch.
+Nothing here imports discord or torch. A method given the key of a row that does not exist
+(an id, a message id, a panel position, a character name) raises :class:`NotFound`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import aiosqlite
 
 from storage.comics import ComicRepository
 from storage.database import connect
+from storage.errors import NotFound
 from storage.images import ImageRepository, ImageStore
 from storage.jobs import JobRepository
 from storage.messages import MessageRepository
+
+__all__ = ["NotFound", "Storage"]
 
 
 @dataclass

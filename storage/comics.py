@@ -23,6 +23,7 @@ from typing import Literal
 import aiosqlite
 
 from storage.database import transaction
+from storage.errors import NotFound
 from storage.jobs import NewJob, insert_job
 
 ComicRole = Literal["owner", "collaborator", "viewer"]
@@ -31,18 +32,19 @@ EDITABLE_PANEL_FIELDS: tuple[str, ...] = ("prompt", "caption", "dialogue", "spea
 
 
 class ComicStorageError(Exception):
-    """Base of the errors a comic write can raise; ``str()`` is a short message for the user."""
+    """Base of the errors a comic read or write can raise; ``str()`` is a short message for the user."""
 
 
-class ComicNotFound(ComicStorageError, KeyError):
+class ComicNotFound(ComicStorageError, NotFound):
     """No comic with this id."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else "no such comic"
 
-
-class PanelNotFound(ComicStorageError):
+class PanelNotFound(ComicStorageError, NotFound):
     """No panel at this position."""
+
+
+class CharacterNotFound(ComicStorageError, NotFound):
+    """The comic has no character with this name."""
 
 
 class ComicFull(ComicStorageError):
@@ -348,16 +350,17 @@ class ComicRepository:
             rows = await cursor.fetchall()
         return [CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"]) for row in rows]
 
-    async def remove_character(self, comic_id: int, name: str) -> CharacterRecord | None:
-        """Remove the character with this name (any case); the removed one, or None if there was none."""
+    async def remove_character(self, comic_id: int, name: str) -> CharacterRecord:
+        """Remove the character with this name (any case) and return it (:class:`CharacterNotFound` if none)."""
         async with transaction(self._db):
             async with self._db.execute(
                 "DELETE FROM comic_characters WHERE comic_id = ? AND name = ? RETURNING *", (comic_id, name)
             ) as cursor:
                 row = await cursor.fetchone()
-            if row is not None:
-                await self._touch(comic_id)
-        return None if row is None else CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"])
+            if row is None:
+                raise CharacterNotFound(f"This comic has no character called {name}.")
+            await self._touch(comic_id)
+        return CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"])
 
     # -- panels ------------------------------------------------------------------------------------
 
@@ -382,7 +385,7 @@ class ComicRepository:
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise PanelNotFound(await self._no_panel_message(comic_id, position))
+            raise PanelNotFound(self._no_panel_text(position, await self.panel_count(comic_id)))
         return PanelRecord.from_row(row)
 
     async def add_panel(
@@ -396,7 +399,7 @@ class ComicRepository:
         now = time.time()
         async with transaction(self._db):
             await self._require_comic(comic_id)
-            count = await self._count(comic_id)
+            count = await self.panel_count(comic_id)
             if count >= max_panels:
                 raise ComicFull(
                     f"This comic already has {count} panels (the limit is {max_panels}); "
@@ -435,7 +438,7 @@ class ComicRepository:
         if unknown:
             raise ValueError(f"panel fields {sorted(unknown)} cannot be edited")
         async with transaction(self._db):
-            before = await self._panel_at_locked(comic_id, position)
+            before = await self.panel_at(comic_id, position)
             if changes:
                 assignments = ", ".join(f"{name} = ?" for name in changes)
                 await self._db.execute(
@@ -464,7 +467,7 @@ class ComicRepository:
     async def remove_panel(self, comic_id: int, position: int) -> PanelRecord:
         """Delete the panel at ``position``; later panels move up one. Returns the removed panel."""
         async with transaction(self._db):
-            removed = await self._panel_at_locked(comic_id, position)
+            removed = await self.panel_at(comic_id, position)
             await self._db.execute("DELETE FROM comic_panels WHERE id = ?", (removed.id,))
             await self._renumber(comic_id, await self._ordered_ids(comic_id))
             await self._touch(comic_id)
@@ -514,11 +517,6 @@ class ComicRepository:
             if await cursor.fetchone() is None:
                 raise ComicNotFound(f"There is no comic #{comic_id}.")
 
-    async def _count(self, comic_id: int) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM comic_panels WHERE comic_id = ?", (comic_id,)) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
     async def _ordered_ids(self, comic_id: int) -> list[int]:
         async with self._db.execute(
             "SELECT id FROM comic_panels WHERE comic_id = ? ORDER BY position", (comic_id,)
@@ -545,15 +543,6 @@ class ComicRepository:
         assert row is not None
         return PanelRecord.from_row(row)
 
-    async def _panel_at_locked(self, comic_id: int, position: int) -> PanelRecord:
-        async with self._db.execute(
-            _PANEL_SELECT + " WHERE p.comic_id = ? AND p.position = ?", (comic_id, position)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            raise PanelNotFound(self._no_panel_text(position, await self._count(comic_id)))
-        return PanelRecord.from_row(row)
-
     async def _apply_plan(self, panel: PanelRecord, plan: PanelPlan) -> int | None:
         """Record the panel's seed and parameters, and insert its job (returning its id)."""
         job_id = await insert_job(self._db, plan.job) if plan.job is not None else None
@@ -565,9 +554,6 @@ class ComicRepository:
 
     async def _touch(self, comic_id: int) -> None:
         await self._db.execute("UPDATE comics SET updated_at = ? WHERE id = ?", (time.time(), comic_id))
-
-    async def _no_panel_message(self, comic_id: int, position: int) -> str:
-        return self._no_panel_text(position, await self._count(comic_id))
 
     @staticmethod
     def _no_panel_text(position: int, count: int) -> str:

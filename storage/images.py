@@ -12,6 +12,7 @@ from pathlib import Path
 import aiosqlite
 
 from storage.database import transaction
+from storage.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ class ImageStore:
     def path_of(self, relative_path: str) -> Path:
         """The absolute path of a stored file."""
         return self.root / relative_path
-
-    def read(self, relative_path: str) -> bytes:
-        """The bytes of a stored file."""
-        return self.path_of(relative_path).read_bytes()
 
 
 @dataclass(frozen=True)
@@ -144,11 +141,11 @@ class ImageRepository:
         return [await self.get(image_id) for image_id in ids]
 
     async def get(self, image_id: int) -> ImageRecord:
-        """The image with this id (KeyError if there is none)."""
+        """The image with this id (:class:`NotFound` if there is none)."""
         async with self._db.execute("SELECT * FROM images WHERE id = ?", (image_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise KeyError(image_id)
+            raise NotFound(f"There is no image #{image_id}.")
         return ImageRecord.from_row(row)
 
     async def for_job(self, job_id: int) -> list[ImageRecord]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from storage.database import write
+from storage.errors import NotFound
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "running")
@@ -129,11 +130,11 @@ class JobRepository:
                     future.set_result(record)
 
     async def get(self, job_id: int) -> JobRecord:
-        """The job with this id (KeyError if there is none)."""
+        """The job with this id (:class:`NotFound` if there is none)."""
         async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise KeyError(job_id)
+            raise _no_job(job_id)
         return JobRecord.from_row(row)
 
     async def active(self) -> list[JobRecord]:
@@ -155,14 +156,14 @@ class JobRepository:
 
     async def mark_running(self, job_id: int) -> None:
         """The worker picked the job up."""
-        await write(
-            self._db,
-            "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?",
+        await self._update(
+            job_id,
+            "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ? RETURNING id",
             (time.time(), job_id),
         )
 
     async def mark_queued(self, job_id: int) -> None:
-        """Put a job back in the queue (shutdown while it ran)."""
+        """Put a job back in the queue (shutdown while it ran); nothing changes unless it was running."""
         await write(
             self._db,
             "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
@@ -171,16 +172,23 @@ class JobRepository:
 
     async def finish(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
         """Record how a job ended."""
-        await write(
-            self._db,
-            "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+        await self._update(
+            job_id,
+            "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? RETURNING id",
             (status, time.time(), error, job_id),
         )
 
     async def mark_delivering(self, job_id: int) -> None:
         """Posting the result starts now (a restart after this looks for the posted result first)."""
-        await write(self._db, "UPDATE jobs SET delivery_started_at = ? WHERE id = ?", (time.time(), job_id))
+        await self._update(
+            job_id, "UPDATE jobs SET delivery_started_at = ? WHERE id = ? RETURNING id", (time.time(), job_id)
+        )
 
-    async def set_status_message(self, job_id: int, message_id: int) -> None:
-        """Remember the message that shows the job's progress."""
-        await write(self._db, "UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+    async def _update(self, job_id: int, sql: str, parameters: Sequence[Any]) -> None:
+        """Run an ``UPDATE ... WHERE id = ? RETURNING id`` of one job; :class:`NotFound` if it has no row."""
+        if not await write(self._db, sql, parameters):
+            raise _no_job(job_id)
+
+
+def _no_job(job_id: int) -> NotFound:
+    return NotFound(f"There is no job #{job_id}.")

@@ -11,6 +11,7 @@ from typing import Literal
 import aiosqlite
 
 from storage.database import transaction
+from storage.errors import NotFound
 
 MessageKind = Literal["status", "result"]
 
@@ -56,21 +57,26 @@ class MessageRepository:
             )
 
     async def add_status(self, *, message_id: int, channel_id: int, guild_id: int | None, job_id: int) -> None:
-        """Record a job's status message, on the job's row too, in one transaction."""
+        """Record a job's status message, on the job's row too, in one transaction (:class:`NotFound`
+        and nothing written if the job has no row)."""
         async with transaction(self._db):
+            async with self._db.execute(
+                "UPDATE jobs SET status_message_id = ? WHERE id = ? RETURNING id", (message_id, job_id)
+            ) as cursor:
+                if await cursor.fetchone() is None:
+                    raise NotFound(f"There is no job #{job_id}.")
             await self._db.execute(
                 """INSERT OR REPLACE INTO messages (message_id, channel_id, guild_id, job_id, kind, created_at)
                    VALUES (?, ?, ?, ?, 'status', ?)""",
                 (message_id, channel_id, guild_id, job_id, time.time()),
             )
-            await self._db.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
 
-    async def get(self, message_id: int) -> PostedMessage | None:
-        """The posted message with this id, or None if the bot did not post it."""
+    async def get(self, message_id: int) -> PostedMessage:
+        """The posted message with this id (:class:`NotFound` if the bot did not post it)."""
         async with self._db.execute("SELECT * FROM messages WHERE message_id = ?", (message_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
-            return None
+            raise NotFound(f"The bot has no record of message {message_id}.")
         async with self._db.execute(
             "SELECT image_id FROM message_images WHERE message_id = ? ORDER BY position", (message_id,)
         ) as cur:
@@ -83,10 +89,3 @@ class MessageRepository:
             kind=row["kind"],
             image_ids=images,
         )
-
-    async def for_job(self, job_id: int, kind: MessageKind) -> list[int]:
-        """Ids of the job's messages of this kind."""
-        async with self._db.execute(
-            "SELECT message_id FROM messages WHERE job_id = ? AND kind = ? ORDER BY created_at", (job_id, kind)
-        ) as cur:
-            return [int(r[0]) for r in await cur.fetchall()]

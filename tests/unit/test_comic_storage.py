@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from storage import Storage
+from storage import NotFound, Storage
 from storage.comics import (
+    CharacterNotFound,
     ComicFull,
     ComicNotFound,
     ComicRecord,
@@ -229,8 +230,12 @@ async def test_collaborators_roles_and_active_comics(storage: Storage) -> None:
     assert await storage.comics.remove_collaborator(comic.id, FRIEND)
     assert not await storage.comics.remove_collaborator(comic.id, FRIEND)
     assert await storage.comics.role(comic, FRIEND) == "viewer"
-    with pytest.raises(ComicNotFound):
+    with pytest.raises(ComicNotFound, match="no comic #999"):
         await storage.comics.get(999)
+    # The comic errors are the storage's one NotFound, and still the errors the cog shows.
+    with pytest.raises(NotFound) as caught:
+        await storage.comics.panel_at(comic.id, 7)
+    assert isinstance(caught.value, PanelNotFound) and str(caught.value) == "This comic has no panels yet."
 
 
 async def test_characters_are_capped_and_matched_in_any_case(storage: Storage) -> None:
@@ -246,8 +251,9 @@ async def test_characters_are_capped_and_matched_in_any_case(storage: Storage) -
         ("MIRA", "red hair, yellow coat"), ("Tom", "tall"),
     ]
     removed = await storage.comics.remove_character(comic.id, "mira")
-    assert removed is not None and removed.name == "MIRA"
-    assert await storage.comics.remove_character(comic.id, "mira") is None
+    assert removed.name == "MIRA"
+    with pytest.raises(CharacterNotFound, match="no character called mira"):
+        await storage.comics.remove_character(comic.id, "mira")
 
 
 async def test_everything_survives_a_reopen(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from pydantic import ValidationError
 
 from rules.safety import BlockedWords, SafetyPolicy
 
@@ -83,10 +84,14 @@ def test_policy_defaults_validation_and_words() -> None:
     assert strict.blocked_word_in("Nude figure") == "nude"
     with pytest.raises(dataclasses.FrozenInstanceError):
         strict.nsfw_action = "spoiler"  # type: ignore[misc]
-    # Messages start with the field name, as the config loader expects.
-    with pytest.raises(ValueError, match=r"^nsfw_action must be one of withhold, spoiler, not 'allow'"):
-        SafetyPolicy(nsfw_action="allow")
-    with pytest.raises(ValueError, match=r"^age_restricted_action "):
-        SafetyPolicy(age_restricted_action="maybe")
-    with pytest.raises(ValueError, match=r"^blocked_words "):
-        SafetyPolicy(blocked_words=("ok", "..."))
+    # Each error names its field in pydantic's error location, which the config loader reports.
+    for bad, field, message in [
+        ({"nsfw_action": "allow"}, "nsfw_action", "must be one of withhold, spoiler, not 'allow'"),
+        ({"age_restricted_action": "maybe"}, "age_restricted_action", "must be one of allow, withhold, spoiler"),
+        ({"blocked_words": ("ok", "...")}, "blocked_words", "contains '...', which has no letters or digits"),
+        ({"checker": "not a path"}, "checker", "must be auto, off or package.module:function"),
+    ]:
+        with pytest.raises(ValidationError) as caught:
+            SafetyPolicy(**bad)
+        (error,) = caught.value.errors()
+        assert error["loc"] == (field,) and error["msg"].startswith(message)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Storage
+from storage import NotFound, Storage
 from storage.database import SCHEMA_VERSION, SchemaTooNewError, connect, transaction
 from storage.images import NewImage
 from storage.jobs import NewJob
@@ -96,5 +96,29 @@ async def test_messages_link_to_images(storage: Storage) -> None:
     await storage.messages.add(message_id=900, channel_id=6, guild_id=5, job_id=job.id, kind="result",
                                image_ids=[r.id for r in rows])
     posted = await storage.messages.get(900)
-    assert posted is not None and posted.image_ids == tuple(r.id for r in rows) and posted.kind == "result"
-    assert await storage.messages.get(901) is None
+    assert posted.image_ids == tuple(r.id for r in rows) and posted.kind == "result"
+    with pytest.raises(NotFound, match="no record of message 901"):
+        await storage.messages.get(901)
+
+
+async def test_a_missing_row_raises_not_found_everywhere(storage: Storage) -> None:
+    """One convention: a method given the key of a row that does not exist raises NotFound."""
+    job = await storage.jobs.create(new_job())
+    missing = job.id + 1
+    for lookup in (
+        storage.jobs.get(missing),
+        storage.jobs.mark_running(missing),
+        storage.jobs.mark_delivering(missing),
+        storage.jobs.finish(missing, "done"),
+        storage.images.get(1),
+        storage.messages.get(1),
+        storage.messages.add_status(message_id=1, channel_id=6, guild_id=5, job_id=missing),
+    ):
+        with pytest.raises(NotFound) as caught:
+            await lookup
+        assert isinstance(caught.value, KeyError)  # what callers caught before NotFound existed
+        assert str(caught.value).startswith(("There is no", "The bot has no")), str(caught.value)
+    # A status message for a job that has no row is not recorded half-way.
+    assert await storage.db.execute_fetchall("SELECT * FROM messages") == []
+    # The existing job was not touched by any of it.
+    assert (await storage.jobs.get(job.id)).status == "queued"

@@ -26,6 +26,7 @@ from bot.emojis import ADD_TO_COMIC
 from bot.outlets import post_notice
 from bot.services import Services
 from rules.styles import StylePreset
+from storage.errors import NotFound
 from storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ class Comic(commands.Cog):
         """📖 on one of the bot's results adds its (first) image as the next panel of the member's active comic."""
         if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) != ADD_TO_COMIC:
             return
-        posted = await self.services.storage.messages.get(payload.message_id)
-        if posted is None or posted.kind != "result" or not posted.image_ids:
+        try:
+            posted = await self.services.storage.messages.get(payload.message_id)
+        except NotFound:
+            return
+        if posted.kind != "result" or not posted.image_ids:
             return
         text = await add_image_to_comic(
             self.services.storage, posted.image_ids[0], user_id=payload.user_id, guild_id=payload.guild_id,

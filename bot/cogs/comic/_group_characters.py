@@ -10,7 +10,7 @@ from bot.cogs.comic._context import NO_PINGS, ComicContext, quote
 from bot.discord_limits import CONTENT_MAX
 from bot.embeds import shorten
 from bot.errors import UserFacingError
-from storage.comics import ComicFull
+from storage.comics import CharacterNotFound, ComicFull
 
 
 class CharacterCommands(app_commands.Group, name="character", description="The comic's recurring characters"):
@@ -67,9 +67,10 @@ class CharacterCommands(app_commands.Group, name="character", description="The c
     async def character_remove(self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 40]) -> None:
         """Remove a character (panels already drawn keep their look)."""
         comic = await self.context.editable(interaction, "change the characters of")
-        removed = await self.context.storage.comics.remove_character(comic.id, " ".join(name.split()))
-        if removed is None:
-            raise UserFacingError(f"{comic_title(comic)} has no character called **{quote(name, 40)}**.")
+        try:
+            removed = await self.context.storage.comics.remove_character(comic.id, " ".join(name.split()))
+        except CharacterNotFound:
+            raise UserFacingError(f"{comic_title(comic)} has no character called **{quote(name, 40)}**.") from None
         await interaction.response.send_message(
             f"**{quote(removed.name, 40)}** leaves {comic_title(comic)}.", allowed_mentions=NO_PINGS
         )

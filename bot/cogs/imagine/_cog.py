@@ -11,6 +11,7 @@ message cancels its job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.outlets import NO_PINGS
 from bot.services import Services
 from rules.request import SEED_MAX, RequestError
 from rules.styles import match_styles
+from storage.errors import NotFound
 from storage.messages import PostedMessage
 
 log = logging.getLogger(__name__)
@@ -290,8 +292,10 @@ class Imagine(commands.Cog):
         """
         ours = self.bot.user is not None and payload.message_author_id == self.bot.user.id
         for delay in RECORD_RETRY_DELAYS_S if ours else ():
-            posted = await self.services.storage.messages.get(payload.message_id)
-            if posted is not None:
-                return posted
+            with contextlib.suppress(NotFound):
+                return await self.services.storage.messages.get(payload.message_id)
             await asyncio.sleep(delay)
-        return await self.services.storage.messages.get(payload.message_id)
+        try:
+            return await self.services.storage.messages.get(payload.message_id)
+        except NotFound:
+            return None
