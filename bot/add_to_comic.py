@@ -12,6 +12,7 @@ from bot.emojis import ADD_TO_COMIC
 from rules.request import GenerationRequest
 from storage import Storage
 from storage.comics import ComicRecord, ComicStorageError, NewPanel, PanelPlan, PanelRecord
+from storage.errors import NotFound
 
 
 def comic_title(comic: ComicRecord) -> str:
@@ -30,7 +31,7 @@ async def add_image_to_comic(
         return f"Only the owner and collaborators can add panels to {comic_title(comic)}."
     try:
         image = await storage.images.get(image_id)
-    except KeyError:
+    except NotFound:
         return "That image is no longer in the database."
     prompt = GenerationRequest.from_json(image.params_json).prompt
 

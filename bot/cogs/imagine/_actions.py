@@ -27,6 +27,7 @@ from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.grid import make_grid
 from rules.request import GenerationRequest, RequestError, reroll_of, upscale_of, variation_of
+from storage.errors import NotFound
 from storage.images import ImageRecord
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ResultActions:
     async def _image(self, origin: JobOrigin, image_id: int) -> ImageRecord | None:
         try:
             return await self.services.storage.images.get(image_id)
-        except KeyError:
+        except NotFound:
             await self.services.runner.refuse(origin, "That image is no longer in the database.")
             return None
 
@@ -59,7 +60,7 @@ class ResultActions:
         """🔄: the job's request again with a new seed (all its images)."""
         try:
             job = await self.services.storage.jobs.get(job_id)
-        except KeyError:
+        except NotFound:
             await self.services.runner.refuse(origin, "That job is no longer in the database.")
             return None
         images = await self.services.storage.images.for_job(job_id)
@@ -116,7 +117,7 @@ class ResultActions:
             return True
         try:
             job = await self.services.storage.jobs.get(job_id)
-        except KeyError:
+        except NotFound:
             return False
         return job.requester_id == user_id
 
@@ -145,7 +146,7 @@ class ResultActions:
         """ℹ️: every parameter of one image and the /imagine line that makes it again."""
         try:
             image = await self.services.storage.images.get(image_id)
-        except KeyError:
+        except NotFound:
             return "That image is no longer in the database."
         request = GenerationRequest.from_json(image.params_json)
         return embeds.info_text(
