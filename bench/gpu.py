@@ -683,8 +683,11 @@ def markdown(results: dict[str, Any]) -> str:
                 else:
                     lines.append(f"| {batch} | {fmt(row['images_per_s'], 3)} | {fmt(row['gain'])}x | "
                                  f"{fmt(row['peak_memory_gib'])} |")
-            lines += ["", f"Largest batch that fits (doubling, up to {batching.get('largest_batch_limit_tried')}): "
-                      f"{fmt(batching.get('largest_batch'))}.", ""]
+            if batching.get("largest_batch") is None:
+                lines += ["", "Largest batch: probed on a GPU only.", ""]
+            else:
+                lines += ["", f"Largest batch that fits (doubling from 8, up to "
+                          f"{batching.get('largest_batch_limit_tried')}): {batching['largest_batch']}.", ""]
         speedups = model.get("speedups", {})
         if speedups:
             lines += ["| switches | s/image | speed-up | first image (s) | PSNR vs baseline (dB) | max diff |",
@@ -727,7 +730,7 @@ def markdown(results: dict[str, Any]) -> str:
                                  ("four pipelines resident on the GPU", "four_pipelines_resident_gib"),
                                  ("two models resident", "two_models_resident_gib"),
                                  ("two models, peak while each makes an image", "two_models_peak_gib")):
-                lines.append(f"| {label} | {fmt(memory.get(field))} |")
+                lines.append(f"| {label} | {fmt(memory.get(field), 3)} |")
             offload = memory.get("cpu_offload")
             if offload and "error" not in offload:
                 lines.append(f"| CPU offload: peak while generating ({fmt(offload['seconds_per_image'], 2)} s/image) "
