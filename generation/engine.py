@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from generation.errors import JobStopped
+from generation.performance import PerformanceOptions, apply_performance
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
 
@@ -119,9 +120,17 @@ class DiffusionEngine:
     """One loaded model on one device, running one request at a time."""
 
     def __init__(
-        self, model_id: str, *, device: str = "auto", dtype: str = "auto", preview_decoder: str = ""
+        self,
+        model_id: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        preview_decoder: str = "",
+        performance: PerformanceOptions | None = None,
     ) -> None:
         self.model_id = model_id
+        #: Speed and memory switches applied after loading (None: diffusers' defaults).
+        self.performance = performance
         self.placement = resolve_placement(device, dtype)
         self.preview_decoder = preview_decoder
         self.previewer: Previewer = LatentProjection()
@@ -173,6 +182,8 @@ class DiffusionEngine:
         self._inpaint = AutoPipelineForInpainting.from_pipe(pipe)
         self._inpaint.set_progress_bar_config(disable=True)
         self._default_scheduler = pipe.scheduler
+        if self.performance is not None:
+            apply_performance(pipe, self.performance, self.device)
         if self.preview_decoder:
             self.previewer = TinyAutoencoderPreview.load(
                 self.preview_decoder, device=self.device, dtype=self.placement.dtype
@@ -347,7 +358,8 @@ class DiffusionEngine:
         if first.kind == "inpaint":
             common["mask_image"] = masks
             common["width"], common["height"] = first.width, first.height
-        large = first.width * first.height > TILED_DECODE_PIXELS
+        # Tiling the operator turned on for every size stays on.
+        large = first.width * first.height > TILED_DECODE_PIXELS and not pipe.vae.use_tiling
         if large:
             pipe.vae.enable_tiling()
         try:
@@ -433,13 +445,15 @@ class DiffusionEngine:
         elif "callback" in accepts:
             kwargs["callback"] = lambda i, _t, latents: step(i, latents)
             kwargs["callback_steps"] = 1
-        large = first.width * first.height > TILED_DECODE_PIXELS
-        if large and hasattr(pipe, "vae"):
+        large = first.width * first.height > TILED_DECODE_PIXELS and not getattr(
+            getattr(pipe, "vae", None), "use_tiling", True
+        )
+        if large:
             pipe.vae.enable_tiling()
         try:
             images = list(pipe(**kwargs).images)
         finally:
-            if large and hasattr(pipe, "vae"):
+            if large:
                 pipe.vae.disable_tiling()
         sizes = [(r.width, r.height) for r in requests for _ in range(r.count)]
         return [
