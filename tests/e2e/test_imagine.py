@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from playground import DiscordEmulator, EmuMessage
-from tests.harness import RunningBot, settings_for, start_bot
+from tests.harness import RunningBot, rows, settings_for, start_bot
+from tests.harness import image_posts as results
 
 EPHEMERAL = 1 << 6
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    """Messages that carry an image result."""
-    return [m for m in emu.messages() if m.attachments and m.embeds]
 
 
 async def imagine(emu: DiscordEmulator, user: int, **options: object) -> EmuMessage:
@@ -25,14 +20,6 @@ async def imagine(emu: DiscordEmulator, user: int, **options: object) -> EmuMess
     before = len(results(emu))
     await emu.send_slash_command("imagine", {"prompt": "a lighthouse at dusk", **options}, user_id=user)
     return await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, timeout=60)
-
-
-def rows(db_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db_path)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def pixels(message: EmuMessage, index: int = 0) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,8 @@ import torch
 
 from playground import DiscordEmulator, EmuMessage
 from rules.request import GenerationRequest
-from tests.harness import RunningBot, settings_for, start_bot
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [m for m in emu.messages() if m.attachments and m.embeds]
+from tests.harness import RunningBot, rows, settings_for, start_bot
+from tests.harness import image_posts as results
 
 
 def result_for(emu: DiscordEmulator, job_id: int) -> list[EmuMessage]:
@@ -25,11 +21,7 @@ def result_for(emu: DiscordEmulator, job_id: int) -> list[EmuMessage]:
 
 
 def job_rows(db: Path) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT id, status, error FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
+    return rows(db, "SELECT id, status, error FROM jobs ORDER BY id")
 
 
 async def start(emu: DiscordEmulator, user: int, prompt: str, **options: object) -> EmuMessage:
@@ -46,7 +38,8 @@ async def test_cancel_queued_by_button_and_running_by_reaction(
     emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
 ) -> None:
     alice, bob = emulator.add_member("alice"), emulator.add_member("bob")
-    running = await start(emulator, alice, "a long one", steps=100)
+    # 128x128 for 100 steps takes tens of seconds on a CPU: surely still running when the ❌ comes.
+    running = await start(emulator, alice, "a long one", steps=100, width=128, height=128)
     queued = await start(emulator, bob, "waiting", steps=3)
     assert any(c == "job:cancel:2" for c, _, _ in queued.buttons())
 
@@ -67,8 +60,11 @@ async def test_only_the_requester_or_a_moderator_may_cancel(
 ) -> None:
     alice, carol = emulator.add_member("alice"), emulator.add_member("carol")
     mod = emulator.add_member("mod", moderator=True)
-    status = await start(emulator, alice, "mine", steps=100)
-    await asyncio.sleep(0.2)  # the status message is recorded just after the response
+    status = await start(emulator, alice, "mine", steps=100, width=128, height=128)  # tens of seconds
+    # The status message is recorded just after the response; a ❌ on it counts from then on.
+    await emulator.wait_for(
+        lambda: rows(tmp_path / "bot.sqlite3", "SELECT kind FROM messages WHERE message_id = ?", status.id), 10
+    )
     refused = await emulator.click_button(status.id, "job:cancel:1", user_id=carol)
     [note] = refused.followups or [refused.original]
     assert note is not None and note.ephemeral and "Only the member" in note.content

@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 from pathlib import Path
 
-from playground import DiscordEmulator, EmuMessage
-from tests.harness import launch_bot_process, write_config_file
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [m for m in emu.messages() if m.attachments and m.embeds]
+from playground import DiscordEmulator
+from tests.harness import image_posts as results
+from tests.harness import launch_bot_process, rows, write_config_file
 
 
 def posted_for(emu: DiscordEmulator, job_id: int) -> int:
@@ -57,12 +53,8 @@ async def test_sigkill_mid_generation_loses_nothing(
                 process.kill()
                 with contextlib.suppress(Exception):
                     await process.wait()
-    con = sqlite3.connect(tmp_path / "bot.sqlite3")
-    try:
-        rows = con.execute("SELECT status, attempts FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
-    assert [status for status, _ in rows] == ["done", "done", "done"], log.read_text()[-3000:]
-    assert rows[0][1] == 2  # the killed job ran again
+    jobs = rows(tmp_path / "bot.sqlite3", "SELECT status, attempts FROM jobs ORDER BY id")
+    assert [status for status, _ in jobs] == ["done", "done", "done"], log.read_text()[-3000:]
+    assert jobs[0][1] == 2  # the killed job ran again
     assert "database closed" in log.read_text()
     assert emulator.token not in log.read_text()
