@@ -190,9 +190,12 @@ async def test_stop_mid_queue_then_restart_completes_every_job_once(
     second = await start_bot(emulator, engine, settings)
     try:
         await emulator.wait_for(lambda: len(results(emulator)) == 3, timeout=180)
-        await asyncio.sleep(0.5)  # a duplicate would show up here
+        # A job is marked done just after its result is posted: once all three are, nothing is left to
+        # post, so a duplicate would already be among the messages.
+        await emulator.wait_for(
+            lambda: [r[1] for r in job_rows(tmp_path / "bot.sqlite3")] == ["done", "done", "done"], timeout=30
+        )
         assert [len(result_for(emulator, job_id)) for job_id in (1, 2, 3)] == [1, 1, 1]
-        assert [r[1] for r in job_rows(tmp_path / "bot.sqlite3")] == ["done", "done", "done"]
     finally:
         await second.stop()
 
