@@ -1,7 +1,9 @@
 """Runs the real bot (config -> storage -> queue -> ArtBot) against the Discord emulator in-process.
 
 Builds exactly the objects ``run_bot.py`` builds, with the tiny model's engine and a temporary
-SQLite file, so a test can stop the bot and start a new one on the same database.
+SQLite file, so a test can stop the bot and start a new one on the same database. Also the one home
+of the helpers the end-to-end tests share: finding the bot's results among the emulator's
+messages and reading the bot's SQLite file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,10 +23,42 @@ from bot.bot import ArtBot
 from bot.config import Settings, parse_settings
 from generation.queue import JobQueue
 from generation.workers import build_queue
-from playground import DiscordEmulator
+from playground import DiscordEmulator, EmuMessage
 from storage import Storage
 
 REPO = Path(__file__).resolve().parents[1]
+#: Seconds a test waits for a generated result (the tiny model on a slow, shared CPU).
+RESULT_WAIT = 60.0
+
+
+def rows(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one query against the bot's SQLite file (opened and closed per call) and fetch every row."""
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def results(emu: DiscordEmulator) -> list[EmuMessage]:
+    """Result messages: an embed whose footer names the job ("Job 12 · ..."), in posting order."""
+    return [
+        m for m in emu.messages()
+        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
+    ]
+
+
+def image_posts(emu: DiscordEmulator) -> list[EmuMessage]:
+    """Messages that carry both an attachment and an embed (a generated image), in posting order."""
+    return [m for m in emu.messages() if m.attachments and m.embeds]
+
+
+async def next_result(emu: DiscordEmulator, before: int) -> EmuMessage:
+    """The result after the first ``before`` ones, once recorded (the bot seeds 🔄 on every result after
+    recording it)."""
+    message = await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, RESULT_WAIT)
+    await emu.wait_for(lambda: "🔄" in message.reactions, 10)
+    return message
 
 
 def settings_for(emulator: DiscordEmulator, data_dir: Path, **sections: dict[str, Any]) -> Settings:

@@ -10,7 +10,6 @@ import asyncio
 import io
 import json
 import re
-import sqlite3
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -25,25 +24,13 @@ from bot.config import ComicSettings
 from composition.comic_layout import LAYOUTS
 from playground import DiscordEmulator, EmuInteraction, EmuMessage
 from rules.styles import StylePreset
-from tests.harness import RunningBot, settings_for, start_bot
+from tests.harness import RunningBot, rows, settings_for, start_bot
+from tests.harness import image_posts as results
 
 WAIT = 60.0
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    """Messages that carry a generated image (panel jobs and /imagine alike)."""
-    return [m for m in emu.messages() if m.attachments and m.embeds]
 
 
 async def comic(

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from playground import DiscordEmulator, EmuMessage
+from playground import DiscordEmulator
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationRequest
+from tests.harness import image_posts as results
 from tests.harness import settings_for, start_bot
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,11 @@ async def test_an_operator_configured_upscaler_serves_the_upscale_button(
     try:
         uma = emulator.add_member("uma")
 
-        def results() -> list[EmuMessage]:
-            return [m for m in emulator.messages() if m.attachments and m.embeds]
-
         await emulator.send_slash_command("imagine", {"prompt": "a hill", "count": 1, "seed": 9}, user_id=uma)
-        single = await emulator.wait_for(lambda: results()[0] if results() else None, 60)
+        single = await emulator.wait_for(lambda: results(emulator)[0] if results(emulator) else None, 60)
         await emulator.wait_for(lambda: "🔍" in single.reactions, 10)
         await emulator.add_reaction(single.id, "🔍", user_id=uma)
-        upscale = await emulator.wait_for(lambda: results()[1] if len(results()) > 1 else None, 60)
+        upscale = await emulator.wait_for(lambda: results(emulator)[1] if len(results(emulator)) > 1 else None, 60)
         assert upscale.attachments[0].image().size == (128, 128)
         assert type(engine.pipelines()["upscale"]).__name__ == "StableDiffusionUpscalePipeline"
     finally:

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from playground import DiscordEmulator, EmuMessage
-from tests.harness import RunningBot, settings_for, start_bot
+from tests.harness import RunningBot, rows, settings_for, start_bot
+from tests.harness import image_posts as results
 
 EPHEMERAL = 1 << 6
 
 
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    """Messages that carry an image result."""
-    return [m for m in emu.messages() if m.attachments and m.embeds]
-
-
 async def imagine(emu: DiscordEmulator, user: int, **options: object) -> EmuMessage:
-    """Run /imagine and wait for its result message."""
+    """Run /imagine and wait for its result message, once recorded (the bot seeds 🔄 on a result after
+    recording it; a reaction that came sooner would find no result to act on)."""
     before = len(results(emu))
     await emu.send_slash_command("imagine", {"prompt": "a lighthouse at dusk", **options}, user_id=user)
-    return await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, timeout=60)
-
-
-def rows(db_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db_path)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    message = await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, timeout=60)
+    await emu.wait_for(lambda: "🔄" in message.reactions, 10)
+    return message
 
 
 def pixels(message: EmuMessage, index: int = 0) -> np.ndarray:
@@ -94,8 +84,8 @@ async def test_status_message_shows_steps(emulator: DiscordEmulator, running_bot
     dave = emulator.add_member("dave")
     await emulator.send_slash_command("imagine", {"prompt": "a slow one", "steps": 60}, user_id=dave)
     status = await emulator.wait_for(lambda: emulator.interactions[0].original, timeout=10)
-    await emulator.wait_for(lambda: "step " in status.content and "/60" in status.content, timeout=60)
-    await emulator.wait_for(lambda: results(emulator), timeout=60)
+    await emulator.wait_for(lambda: "step " in status.content and "/60" in status.content, timeout=120)
+    await emulator.wait_for(lambda: results(emulator), timeout=120)  # 60 steps: a minute or more on a busy CPU
 
 
 async def test_reroll_and_upscale_reactions(emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path) -> None:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import ConfigError, load_settings, parse_settings
-from playground import DiscordEmulator, EmuMessage
-from tests.harness import RunningBot
+from playground import DiscordEmulator
+from tests.harness import RunningBot, results, rows
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [
-        m for m in emu.messages()
-        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
-    ]
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 async def test_history_pages_through_a_members_images(
@@ -65,8 +50,15 @@ async def test_queue_shows_your_jobs_and_cancel_cancels_the_waiting_ones(
     emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
 ) -> None:
     rae, sid = emulator.add_member("rae"), emulator.add_member("sid")
-    await emulator.send_slash_command("imagine", {"prompt": "long", "steps": 100, "count": 1}, user_id=rae)
-    await emulator.wait_for(lambda: running_bot.queue.running(), 20)
+    # 128x128 for 100 steps: tens of seconds on a CPU, so the long job is surely still running when
+    # /queue and /cancel answer (the test cancels it at the end).
+    long = await emulator.send_slash_command(
+        "imagine", {"prompt": "long", "steps": 100, "count": 1, "width": 128, "height": 128}, user_id=rae
+    )
+    status = await emulator.wait_for(lambda: long.original, 10)
+    # Once a step is measured, waiting jobs show an estimated start: wait for it, so the reply's wording
+    # does not depend on how far the long job got.
+    await emulator.wait_for(lambda: "step " in status.content, 30)
     for index in range(2):
         await emulator.send_slash_command("imagine", {"prompt": f"wait {index}", "count": 1}, user_id=rae)
     await emulator.send_slash_command("imagine", {"prompt": "sid's", "count": 1}, user_id=sid)
@@ -75,7 +67,9 @@ async def test_queue_shows_your_jobs_and_cancel_cancels_the_waiting_ones(
     reply = await emulator.wait_for(lambda: shown.original, 10)
     assert reply.ephemeral and "3 job(s) waiting and 1 running" in reply.content
     # Round-robin: sid's one job goes before rae's second and third.
-    assert "running now" in reply.content and "wait 0** (position 2)" in reply.content and "wait 1" in reply.content
+    assert "**long** (running now)" in reply.content
+    assert re.search(r"\*\*wait 0\*\* \(position 2, starts in about \d+ s\)", reply.content), reply.content
+    assert re.search(r"\*\*wait 1\*\* \(position 3, starts in about \d+ s\)", reply.content), reply.content
     assert "sid's" not in reply.content
 
     cancel = await emulator.send_slash_command("cancel", {}, user_id=rae)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import struct
 import zlib
 from pathlib import Path
@@ -14,32 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from playground import DiscordEmulator, EmuMessage
-from tests.harness import RunningBot, settings_for, start_bot
+from playground import DiscordEmulator
+from tests.harness import RunningBot, next_result, results, rows, settings_for, start_bot
 
 WAIT = 60
 CHECKER = "tests.safety_checkers:flag_keyword"
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [
-        m for m in emu.messages()
-        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
-    ]
-
-
-async def next_result(emu: DiscordEmulator, before: int) -> EmuMessage:
-    message = await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, WAIT)
-    await emu.wait_for(lambda: "🔄" in message.reactions, 10)
-    return message
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def last_request(db: Path) -> dict[str, Any]:

@@ -7,46 +7,21 @@ check what each job made and where it came from.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from playground import DiscordEmulator, EmuMessage
-from tests.harness import RunningBot, settings_for, start_bot
+from tests.harness import RunningBot, next_result, results, rows, settings_for, start_bot
 
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
-WAIT = 60
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    """Messages that carry a result (an embed with a job footer)."""
-    return [
-        m for m in emu.messages()
-        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
-    ]
-
-
-async def next_result(emu: DiscordEmulator, before: int) -> EmuMessage:
-    """The next result, once recorded (the bot seeds 🔄 on every result after recording it)."""
-    message = await emu.wait_for(lambda: results(emu)[before] if len(results(emu)) > before else None, WAIT)
-    await emu.wait_for(lambda: "🔄" in message.reactions, 10)
-    return message
 
 
 async def imagine(emu: DiscordEmulator, user: int, **options: object) -> EmuMessage:
     before = len(results(emu))
     await emu.send_slash_command("imagine", {"prompt": "a lighthouse at dusk", **options}, user_id=user)
     return await next_result(emu, before)
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def image_ids_of(db: Path, message_id: int) -> list[int]:

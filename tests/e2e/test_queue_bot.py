@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,8 @@ import torch
 
 from playground import DiscordEmulator, EmuMessage
 from rules.request import GenerationRequest
-from tests.harness import RunningBot, settings_for, start_bot
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [m for m in emu.messages() if m.attachments and m.embeds]
+from tests.harness import RunningBot, rows, settings_for, start_bot
+from tests.harness import image_posts as results
 
 
 def result_for(emu: DiscordEmulator, job_id: int) -> list[EmuMessage]:
@@ -25,11 +21,7 @@ def result_for(emu: DiscordEmulator, job_id: int) -> list[EmuMessage]:
 
 
 def job_rows(db: Path) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT id, status, error FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
+    return rows(db, "SELECT id, status, error FROM jobs ORDER BY id")
 
 
 async def start(emu: DiscordEmulator, user: int, prompt: str, **options: object) -> EmuMessage:
@@ -46,7 +38,8 @@ async def test_cancel_queued_by_button_and_running_by_reaction(
     emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
 ) -> None:
     alice, bob = emulator.add_member("alice"), emulator.add_member("bob")
-    running = await start(emulator, alice, "a long one", steps=100)
+    # 128x128 for 100 steps takes tens of seconds on a CPU: surely still running when the ❌ comes.
+    running = await start(emulator, alice, "a long one", steps=100, width=128, height=128)
     queued = await start(emulator, bob, "waiting", steps=3)
     assert any(c == "job:cancel:2" for c, _, _ in queued.buttons())
 
@@ -67,8 +60,11 @@ async def test_only_the_requester_or_a_moderator_may_cancel(
 ) -> None:
     alice, carol = emulator.add_member("alice"), emulator.add_member("carol")
     mod = emulator.add_member("mod", moderator=True)
-    status = await start(emulator, alice, "mine", steps=100)
-    await asyncio.sleep(0.2)  # the status message is recorded just after the response
+    status = await start(emulator, alice, "mine", steps=100, width=128, height=128)  # tens of seconds
+    # The status message is recorded just after the response; a ❌ on it counts from then on.
+    await emulator.wait_for(
+        lambda: rows(tmp_path / "bot.sqlite3", "SELECT kind FROM messages WHERE message_id = ?", status.id), 10
+    )
     refused = await emulator.click_button(status.id, "job:cancel:1", user_id=carol)
     [note] = refused.followups or [refused.original]
     assert note is not None and note.ephemeral and "Only the member" in note.content
@@ -135,8 +131,9 @@ async def test_waiting_members_see_their_place_move_and_previews_show(
         third = await start(emulator, users[2], "third", steps=41)  # not batchable with the second
         assert "position 2" in third.content
         await emulator.wait_for(lambda: any(a.filename == "preview.png" for a in first.attachments), timeout=30)
-        await emulator.wait_for(lambda: "next up" in third.content or "step " in third.content, timeout=60)
-        await emulator.wait_for(lambda: "Done" in third.content, timeout=60)
+        # 181 steps in all before the third is done: minutes on a busy 2-core machine.
+        await emulator.wait_for(lambda: "next up" in third.content or "step " in third.content, timeout=180)
+        await emulator.wait_for(lambda: "Done" in third.content, timeout=180)
         assert third.attachments == [] and first.attachments == []
     finally:
         await bot.stop()
@@ -192,10 +189,13 @@ async def test_stop_mid_queue_then_restart_completes_every_job_once(
 
     second = await start_bot(emulator, engine, settings)
     try:
-        await emulator.wait_for(lambda: len(results(emulator)) == 3, timeout=90)
-        await asyncio.sleep(0.5)
+        await emulator.wait_for(lambda: len(results(emulator)) == 3, timeout=180)
+        # A job is marked done just after its result is posted: once all three are, nothing is left to
+        # post, so a duplicate would already be among the messages.
+        await emulator.wait_for(
+            lambda: [r[1] for r in job_rows(tmp_path / "bot.sqlite3")] == ["done", "done", "done"], timeout=30
+        )
         assert [len(result_for(emulator, job_id)) for job_id in (1, 2, 3)] == [1, 1, 1]
-        assert [r[1] for r in job_rows(tmp_path / "bot.sqlite3")] == ["done", "done", "done"]
     finally:
         await second.stop()
 
@@ -214,7 +214,7 @@ async def test_after_the_token_expires_results_go_to_the_channel_with_a_mention(
     emulator.expire_interaction_tokens()
     second = await start_bot(emulator, engine, settings)
     try:
-        [result] = await emulator.wait_for(lambda: results(emulator), timeout=60)
+        [result] = await emulator.wait_for(lambda: results(emulator), timeout=180)  # 100 steps on a busy CPU
         assert result.content == f"<@{grace}>" and result.interaction_id is None
         assert result.allowed_mentions is not None and result.allowed_mentions["parse"] == ["users"]
     finally:

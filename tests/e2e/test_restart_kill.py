@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 from pathlib import Path
 
-from playground import DiscordEmulator, EmuMessage
-from tests.harness import launch_bot_process, write_config_file
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [m for m in emu.messages() if m.attachments and m.embeds]
+from playground import DiscordEmulator
+from tests.harness import image_posts as results
+from tests.harness import launch_bot_process, rows, write_config_file
 
 
 def posted_for(emu: DiscordEmulator, job_id: int) -> int:
@@ -38,14 +34,15 @@ async def test_sigkill_mid_generation_loses_nothing(
                                                  user_id=users[0])
         for user in users[1:]:
             await emulator.send_slash_command("imagine", {"prompt": "quick"}, user_id=user)
-        await emulator.wait_for(lambda: slow.original is not None and "step " in slow.original.content, timeout=60)
+        await emulator.wait_for(lambda: slow.original is not None and "step " in slow.original.content, timeout=120)
         first.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(first.wait(), 30) == -signal.SIGKILL
         assert results(emulator) == []
 
         second = await launch_bot_process(config, log)
         await emulator.wait_for(lambda: emulator.gateway.identify_count >= 2 and emulator.gateway.ready, timeout=120)
-        await emulator.wait_for(lambda: len(results(emulator)) >= 3, timeout=120)
+        # The killed job's 100 steps at 128 px run again: minutes on a busy 2-core machine.
+        await emulator.wait_for(lambda: len(results(emulator)) >= 3, timeout=300)
         await asyncio.sleep(1.0)  # a duplicate would show up here
         assert [posted_for(emulator, job_id) for job_id in (1, 2, 3)] == [1, 1, 1]
 
@@ -57,12 +54,8 @@ async def test_sigkill_mid_generation_loses_nothing(
                 process.kill()
                 with contextlib.suppress(Exception):
                     await process.wait()
-    con = sqlite3.connect(tmp_path / "bot.sqlite3")
-    try:
-        rows = con.execute("SELECT status, attempts FROM jobs ORDER BY id").fetchall()
-    finally:
-        con.close()
-    assert [status for status, _ in rows] == ["done", "done", "done"], log.read_text()[-3000:]
-    assert rows[0][1] == 2  # the killed job ran again
+    jobs = rows(tmp_path / "bot.sqlite3", "SELECT status, attempts FROM jobs ORDER BY id")
+    assert [status for status, _ in jobs] == ["done", "done", "done"], log.read_text()[-3000:]
+    assert jobs[0][1] == 2  # the killed job ran again
     assert "database closed" in log.read_text()
     assert emulator.token not in log.read_text()
