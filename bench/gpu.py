@@ -614,8 +614,8 @@ async def through_bot(folder: Path, device: str, tiny: bool, steps: int, workdir
     queue_bench = load_queue_bench()
     engine = DiffusionEngine(str(folder), device=device, dtype="auto")
     engine.load()
-    jobs = 3 if tiny else 16
-    out: dict[str, Any] = dict(await queue_bench.bench_through_bot(engine, jobs, steps, workdir))
+    jobs, rounds = (2, 2) if tiny else (8, 5)
+    out: dict[str, Any] = dict(await queue_bench.bench_through_bot(engine, jobs, steps, rounds, workdir))
     del engine
     free(device)
     original = harness.write_config_file
