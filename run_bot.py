@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(settings: Settings) -> None:
     """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
     from bot.bot import ArtBot
+    from generation.performance import PerformanceOptions
     from generation.workers import build_queue, load_engines
     from storage import Storage
 
@@ -42,7 +43,8 @@ async def run(settings: Settings) -> None:
     try:
         model = settings.model
         engines = await load_engines(
-            model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder
+            model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
+            performance=PerformanceOptions(**dataclasses.asdict(settings.performance)),
         )
         queue = build_queue(engines, **dataclasses.asdict(settings.queue))
         bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Final, get_type_hints
+from typing import Annotated, Any, Final, Literal, get_type_hints
 
 from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -181,6 +181,27 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class PerformanceSettings:
+    """``[performance]``: speed-ups applied to every pipeline after loading (see ``generation/performance.py``).
+
+    All off by default; ``bench/gpu.py`` measures each one's speed and its effect on the pixels.
+    """
+
+    #: The UNet in channels-last memory layout (faster convolutions on tensor cores; same pixels).
+    channels_last: bool = False
+    #: ``torch.compile`` of the UNet (a compile per new shape at first; slower start).
+    compile_unet: bool = False
+    #: Decode and encode large images in overlapping tiles (less memory above the native size).
+    vae_tiling: bool = False
+    #: Decode a batch one image at a time (lower peak memory; same pixels).
+    vae_slicing: bool = False
+    #: A training-free step cache: "none", "tomesd" (token merging) or "pab" (pyramid attention broadcast).
+    step_cache: Literal["none", "tomesd", "pab"] = "none"
+    #: Keep the model in CPU memory and move each part to the GPU when it runs (small GPUs; slower).
+    cpu_offload: bool = False
+
+
+@dataclass(frozen=True, config=_SECTION)
 class ComicSettings:
     """``[comic]``: caps, page layout and how far a continued panel may move from the previous one."""
 
@@ -210,6 +231,7 @@ class Settings:
     queue: QueueSettings
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)
     comic: ComicSettings = field(default_factory=ComicSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
 

@@ -7,18 +7,26 @@ import logging
 from collections.abc import Sequence
 
 from generation.engine import DiffusionEngine
+from generation.performance import PerformanceOptions
 from generation.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
 
 async def load_engines(
-    model_id: str, devices: Sequence[str], *, dtype: str = "auto", preview_decoder: str = ""
+    model_id: str,
+    devices: Sequence[str],
+    *,
+    dtype: str = "auto",
+    preview_decoder: str = "",
+    performance: PerformanceOptions | None = None,
 ) -> list[DiffusionEngine]:
     """Load the model once per device, off the event loop, one device after the other."""
     engines: list[DiffusionEngine] = []
     for device in devices:
-        engine = DiffusionEngine(model_id, device=device, dtype=dtype, preview_decoder=preview_decoder)
+        engine = DiffusionEngine(
+            model_id, device=device, dtype=dtype, preview_decoder=preview_decoder, performance=performance
+        )
         log.info("loading model %s on %s...", model_id, engine.device)
         await asyncio.to_thread(engine.load)
         log.info("model loaded on %s: %s, native size %d px", engine.device, engine.model_name, engine.native_size)

@@ -134,3 +134,14 @@ def test_the_token_stays_out_of_repr_and_str() -> None:
     for text in (repr(settings), str(settings), repr(settings.discord), str(settings.discord)):
         assert "secret" not in text
 
+
+
+def test_performance_switches_are_a_section_with_the_engine_options_fields() -> None:
+    from generation.performance import PerformanceOptions
+
+    settings = parse_settings({"discord": {"token": "t"}, "performance": {"vae_slicing": True, "step_cache": "pab"}})
+    options = PerformanceOptions(**dataclasses.asdict(settings.performance))
+    assert options.vae_slicing and options.step_cache == "pab" and not options.compile_unet
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"discord": {"token": "t"}, "performance": {"step_cache": "deepcache"}}, env={})
+    assert caught.value.key == "performance.step_cache"

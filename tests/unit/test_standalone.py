@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,10 +13,14 @@ from playground import DEFAULT_SPEC
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tracked_text_files() -> list[Path]:
+def _tracked_files() -> list[Path]:
     listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return [REPO / name for name in listed.splitlines() if name.endswith((".py", ".toml", ".cfg", ".sh", ".md"))
-            or name.startswith(".ci/")]
+    return [REPO / name for name in listed.splitlines() if (REPO / name).is_file()]
+
+
+def _tracked_text_files() -> list[Path]:
+    return [path for path in _tracked_files()
+            if path.suffix in (".py", ".toml", ".cfg", ".sh", ".md") or path.parent.name == ".ci"]
 
 
 def test_the_discord_spec_is_vendored_inside_the_package() -> None:
@@ -48,9 +53,14 @@ print(len(pages), pages[0].image.size)
 
 def test_a_non_editable_install_carries_fonts_and_spec(tmp_path: Path) -> None:
     """The wheel ``pip install .`` would install holds the lettering fonts and Discord's spec, and renders."""
+    source = tmp_path / "source"  # a copy of the tracked files, so the build leaves nothing in the checkout
+    for path in _tracked_files():
+        target = source / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-         str(REPO)],
+         str(source)],
         check=True, capture_output=True,
     )
     (wheel,) = tmp_path.glob("panelbot-*.whl")
