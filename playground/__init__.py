@@ -5,6 +5,7 @@ See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :cla
 """
 
 from .interactions import CommandUsageError
+from .ratelimit import Limit, RateLimits
 from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
 from .server import DEFAULT_SPEC, DiscordEmulator
 from .spec import SPEC_ENV_VAR
@@ -17,5 +18,7 @@ __all__ = [
     "EmuAttachment",
     "EmuInteraction",
     "EmuMessage",
+    "Limit",
+    "RateLimits",
     "RestRequest",
 ]
