@@ -587,7 +587,7 @@
       box.append(el("button", { type: "button", class: `reaction${mine ? " mine" : ""}`, "data-emoji": emoji, "aria-pressed": mine ? "true" : "false",
         title: who.map(memberName).join(", "), onclick: () => react(m, emoji, !mine) }, label, el("span", { class: "count" }, String(who.length))));
     }
-    const add = el("button", { type: "button", class: "reaction add-reaction", title: "Add reaction", "aria-label": "Add reaction" }, "☺＋");
+    const add = el("button", { type: "button", class: "reaction add-reaction", title: "Add reaction", "aria-label": "Add reaction" }, "☺+");
     add.addEventListener("click", () => {
       const open = box.querySelector(".palette");
       if (open) return open.remove();

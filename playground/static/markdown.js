@@ -47,7 +47,7 @@
       keep(`<pre><code${lang ? ` data-lang="${lang}"` : ""}>${code.replace(/^\n/, "")}</code></pre>`));
     s = s.replace(/(`+)([^`][\s\S]*?)\1(?!`)/g, (_, ticks, code) => keep(`<code>${code}</code>`));
     // Links: masked where allowed (never with a URL as the text), <url> and bare URLs.
-    s = s.replace(/\[([^\[\]\n]+)\]\(&lt;?(https?:\/\/[^\s)]+?)(?:&gt;)?\)/g, (whole, label, url) => {
+    s = s.replace(/\[([^\[\]\n]+)\]\((?:&lt;)?(https?:\/\/[^\s)]+?)(?:&gt;)?\)/g, (whole, label, url) => {
       if (!opts.links || /https?:\/\//.test(label)) return whole.replace(/https?:\/\/[^\s)]+/g, (u) => keep(u));
       return keep(`<a href="${url}" title="${url}" target="_blank" rel="noreferrer noopener">`) + label + keep("</a>");
     });
