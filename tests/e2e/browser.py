@@ -49,7 +49,7 @@ async def browser_page(width: int = 1280, height: int = 900) -> AsyncIterator[An
 
 
 async def screenshot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    """Save the page as ``ARTIFACTS/name.png`` (Playwright creates the folder)."""
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path))
     return path

@@ -95,7 +95,7 @@ async def next_result(pg: Playground, count_before: int) -> EmuMessage:
     return found[count_before]
 
 
-async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Playground) -> None:
+async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Playground, tmp_path: Path) -> None:
     pg = playground
     emu = pg.emu
     async with browser_page() as page:
@@ -103,9 +103,19 @@ async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Pl
 
         await page.goto(pg.url)
         await expect(page.locator("body[data-ready='1']")).to_be_attached()
-        # The command box offers what the bot registered.
-        await page.locator("#composer").fill("/ima")
+        # The command box offers what the bot registered; Tab completes; options and files follow.
+        composer = page.locator("#composer")
+        await composer.fill("/ima")
         await expect(page.locator("#popup .item-name", has_text="/imagine")).to_be_visible()
+        await composer.press("Tab")
+        await expect(composer).to_have_value("/imagine ")
+        await expect(page.locator("#popup .item-name", has_text="prompt")).to_be_visible()
+        await expect(page.locator('#attachments input[type="file"][data-option="image"]')).to_be_attached()
+        # The style option's suggestions come from the bot (an autocomplete interaction).
+        await composer.fill("/imagine prompt: a cat style: wat")
+        await expect(page.locator("#popup .popup-title")).to_contain_text("suggestions from panelbot")
+        await expect(page.locator("#popup .item-name", has_text="watercolor").first).to_be_visible()
+        await composer.press("Escape")
 
         inter = await slash(pg, page, "/imagine prompt: a lighthouse --ar 3:2")
         status = await emu.wait_for(lambda: inter.original, 10)
@@ -136,6 +146,17 @@ async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Pl
         rerolled = await next_result(pg, before)
         await image_loaded(page, rerolled.id)
 
+        # An image option takes a file from the picker: img2img from it.
+        start_png = tmp_path / "start.png"
+        grid.attachments[0].image().convert("RGB").resize((64, 64)).save(start_png)
+        before = len(results(emu))
+        await composer.fill("/imagine prompt: the lighthouse at night")
+        await page.locator('#attachments input[data-option="image"]').set_input_files(str(start_png))
+        await composer.press("Enter")
+        drawn = await next_result(pg, before)
+        await image_loaded(page, drawn.id)
+        assert any(a.filename == "start.png" for a in emu.world.attachments.values())
+
         # A plain member may not delete the owner's image: refused, only to them.
         bob = pg.member("bob")
         await page.select_option("#member", str(bob))
@@ -158,14 +179,19 @@ async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Pl
             made = await next_result(pg, before)
             await image_loaded(page, made.id)
         shown_page = await slash(pg, page, "/comic show")
-        comic_page = await emu.wait_for(lambda: shown_page.original and shown_page.original.attachments and shown_page.original, 60)
+        comic_page = await emu.wait_for(
+            lambda: shown_page.original if shown_page.original and shown_page.original.attachments else None, 60
+        )
         await image_loaded(page, comic_page.id)
         await page.locator(f'.message[data-id="{comic_page.id}"]').scroll_into_view_if_needed()
         await screenshot(page, "comic-page")
 
 
 MARKDOWN_CASES = [
-    ("**bold** *it* _it2_ __under__ ~~gone~~", ["<strong>bold</strong>", "<em>it</em>", "<em>it2</em>", "<u>under</u>", "<s>gone</s>"]),
+    (
+        "**bold** *it* _it2_ __under__ ~~gone~~",
+        ["<strong>bold</strong>", "<em>it</em>", "<em>it2</em>", "<u>under</u>", "<s>gone</s>"],
+    ),
     ("`a *b*` and ```\nx **y**\n```", ["<code>a *b*</code>", "<pre><code>x **y**\n</code></pre>"]),
     ("||secret||", ['<span class="spoiler"']),
     ("<script>alert(1)</script>", ["&lt;script&gt;"]),
@@ -226,8 +252,15 @@ async def test_every_problem_shows_on_the_page() -> None:
             await expect(problems.nth(0)).to_contain_text("spec:")
             await expect(problems.nth(1)).to_contain_text("rate limit: POST /channels/{channel_id}/messages")
             await expect(page.locator("#problems-toggle")).to_have_text("⚠ 3 problems")
-            # The accepted message shows in the channel, live.
+            # The accepted message shows in the channel, live, in every open tab.
             await expect(page.locator(".message .content", has_text="hello 0")).to_be_visible()
+            second = await page.context.new_page()
+            await second.goto(pg.url)
+            await expect(second.locator(".message .content", has_text="hello 0")).to_be_visible()
+            await expect(second.locator("#problem-list li")).to_have_count(3)
+            await page.locator("#composer").fill("from the first tab")
+            await page.locator("#composer").press("Enter")
+            await expect(second.locator(".message .content", has_text="from the first tab")).to_be_visible()
     finally:
         await pg.page.close()
         await pg.emu.stop()
