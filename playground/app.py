@@ -171,9 +171,12 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
-    except OSError as error:
+    except OSError as error:  # e.g. the port is taken
         print(f"playground: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # the config's ConfigError (one line naming the key)
+        print(error, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -65,6 +65,8 @@ class DiscordEmulator:
         self.spec = load_spec(spec_path)
         self.token = token or f"emu.{secrets.token_urlsafe(24)}"
         self.ack_deadline = ack_deadline
+        #: Interaction tokens work this long (Discord: 15 minutes), for followups and edits.
+        self.token_lifetime = 15 * 60.0
         self.upload_limit = DEFAULT_UPLOAD_LIMIT
         self.world = World()
         self.problems: list[str] = []

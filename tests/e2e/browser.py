@@ -38,7 +38,8 @@ async def browser_page(width: int = 1280, height: int = 900) -> AsyncIterator[An
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
-            page = await browser.new_page(viewport={"width": width, "height": height})
+            context = await browser.new_context(viewport={"width": width, "height": height})
+            page = await context.new_page()
             page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
             page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
             page.set_default_timeout(60_000)
