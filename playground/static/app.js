@@ -535,7 +535,9 @@
         el("div", { class: "embed-field-name", html: md.render(f.name, { links: false, blocks: false }) }),
         el("div", { class: "embed-field-value", html: md.render(f.value, { links: true, blocks: false }) })))));
     }
-    if (e.image && e.image.url) node.append(el("img", { class: "embed-image", src: e.image.url, alt: "" }));
+    if (e.image && e.image.url) {
+      node.append(el("img", { class: "embed-image", src: e.image.url, alt: "", width: e.image.width || null, height: e.image.height || null }));
+    }
     if ((e.footer && e.footer.text) || e.timestamp) {
       node.append(el("div", { class: "embed-footer" }, e.footer ? e.footer.text : "", e.footer && e.timestamp ? " • " : "", e.timestamp ? when(e.timestamp) : ""));
     }
@@ -604,6 +606,12 @@
     const reply = await send({ type: "react", message_id: m.id, emoji, add });
     if (!reply.ok) showError(reply.error);
   }
+
+  // Stay at the newest message while images load, unless the reader scrolled up.
+  let stick = true;
+  const scroller = $("#messages");
+  scroller.addEventListener("scroll", () => { stick = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120; });
+  scroller.addEventListener("load", () => { if (stick) scroller.scrollTop = scroller.scrollHeight; }, true);
 
   $("#member").addEventListener("change", (e) => { state.userId = e.target.value; renderMembers(); renderChannel(); });
   document.addEventListener("click", (e) => { if (e.target.classList && e.target.classList.contains("spoiler")) e.target.classList.add("revealed"); });
