@@ -1,7 +1,9 @@
 """The local Discord: a gateway and REST server the real, unmodified discord.py client runs against.
 
 See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :class:`EmuAttachment`,
-:class:`EmuInteraction` and :class:`RestRequest`.
+:class:`EmuInteraction` and :class:`RestRequest`. Discord's REST rate limits are opt-in
+(:class:`RateLimits`). The browser page is :mod:`playground.web`, and ``run_bot.py --playground``
+(:mod:`playground.app`) runs the whole bot against it.
 """
 
 from .interactions import CommandUsageError

@@ -132,7 +132,12 @@ async def test_imagine_buttons_reactions_and_comic_in_the_browser(playground: Pl
         grid_node = page.locator(f'.message[data-id="{grid.id}"]')
         for label in ("U1", "V2"):
             before = len(results(emu))
-            await grid_node.get_by_role("button", name=label, exact=True).click()
+            button = grid_node.get_by_role("button", name=label, exact=True)
+            if label == "U1":
+                await button.click()
+            else:  # keyboard: a focused button answers Enter
+                await button.focus()
+                await page.keyboard.press("Enter")
             made = await next_result(pg, before)
             await image_loaded(page, made.id)
 
