@@ -77,8 +77,11 @@ class PlaygroundPage:
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_UPLOAD * 2)
         await ws.prepare(request)
-        await ws.send_json(self.snapshot())
-        self.sockets.add(ws)
+        async with self._flushing:
+            await self._flush_locked()  # open tabs catch up: the snapshot is then the baseline for all
+            await ws.send_json(self.snapshot())
+            self.sockets.add(ws)
+        self._on_change()  # anything that changed while the snapshot was on its way
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -163,22 +166,26 @@ class PlaygroundPage:
 
     async def _flush(self) -> None:
         async with self._flushing:
-            events: list[dict[str, Any]] = []
-            for message in list(self.emu.world.messages.values()):
-                mark = _fingerprint(message)
-                if self._sent.get(message.id) != mark:
-                    self._sent[message.id] = mark
-                    events.append({"type": "message", "message": self.message_json(message)})
-            problems = self.emu.problems
-            for text in problems[self._problems_sent :]:
-                events.append({"type": "problem", "text": text})
-            self._problems_sent = len(problems)
-            commands = json.dumps(self._commands(), sort_keys=True)
-            if commands != self._commands_sent:
-                self._commands_sent = commands
-                events.append({"type": "commands", "commands": self._commands()})
-            events.append({"type": "ready", "ready": self.emu.gateway.ready})
-            await self.broadcast(events)
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        """Send every change since the last flush to every open tab (with ``_flushing`` held)."""
+        events: list[dict[str, Any]] = []
+        for message in list(self.emu.world.messages.values()):
+            mark = _fingerprint(message)
+            if self._sent.get(message.id) != mark:
+                self._sent[message.id] = mark
+                events.append({"type": "message", "message": self.message_json(message)})
+        problems = self.emu.problems
+        for text in problems[self._problems_sent :]:
+            events.append({"type": "problem", "text": text})
+        self._problems_sent = len(problems)
+        commands = json.dumps(self._commands(), sort_keys=True)
+        if commands != self._commands_sent:
+            self._commands_sent = commands
+            events.append({"type": "commands", "commands": self._commands()})
+        events.append({"type": "ready", "ready": self.emu.gateway.ready})
+        await self.broadcast(events)
 
     async def broadcast(self, events: list[dict[str, Any]]) -> None:
         if not events:

@@ -211,8 +211,22 @@ async def test_markdown_renders_like_discord(tmp_path: Path) -> None:
     chromium_path()
     pg = await open_playground(RateLimits())
     try:
+        # A problem from before any tab was open is listed once, also after later changes.
+        headers = {"Authorization": f"Bot {pg.emu.token}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as http:
+            url = f"{pg.emu.api_base}/channels/{pg.emu.channel_id}/messages"
+            async with http.post(url, data=json.dumps({"content": 5}), headers=headers) as bad:
+                assert bad.status == 400
         async with browser_page() as page:
+            from playwright.async_api import expect
+
             await page.goto(pg.url)
+            await page.locator("#composer").fill("**after** the _problem_")
+            await page.locator("#composer").press("Enter")
+            posted = page.locator(".message .content", has_text="after the problem")
+            await expect(posted.locator("strong")).to_have_text("after")
+            await expect(posted.locator("em")).to_have_text("problem")
+            await expect(page.locator("#problem-list li")).to_have_count(1)
             for text, wanted in MARKDOWN_CASES:
                 html = await page.evaluate("t => DiscordMarkdown.render(t, {links: true, blocks: true})", text)
                 for piece in wanted:
