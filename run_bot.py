@@ -1,6 +1,7 @@
 """Start the bot: load the config, open storage, load the model, run the Discord client.
 
     python run_bot.py --config config.toml
+    python run_bot.py --playground [--tiny] [--port 8080]   # no token: a local Discord in the browser
 
 A bad config prints one line naming the key and exits with status 2. Ctrl-C (or SIGTERM) shuts
 down cleanly: the running job is stopped and re-queued, the database is closed.
@@ -29,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the Discord art bot.")
     parser.add_argument("--config", type=Path, default=Path("config.toml"), help="TOML settings file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    from playground.app import add_arguments
+
+    add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -72,6 +76,10 @@ async def run(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
+    if args.playground:
+        from playground.app import run as run_playground
+
+        return run_playground(args)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:

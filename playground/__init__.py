@@ -1,10 +1,13 @@
 """The local Discord: a gateway and REST server the real, unmodified discord.py client runs against.
 
 See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :class:`EmuAttachment`,
-:class:`EmuInteraction` and :class:`RestRequest`.
+:class:`EmuInteraction` and :class:`RestRequest`. Discord's REST rate limits are opt-in
+(:class:`RateLimits`). The browser page is :mod:`playground.web`, and ``run_bot.py --playground``
+(:mod:`playground.app`) runs the whole bot against it.
 """
 
 from .interactions import CommandUsageError
+from .ratelimit import Limit, RateLimits
 from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
 from .server import DEFAULT_SPEC, DiscordEmulator
 from .spec import SPEC_ENV_VAR
@@ -17,5 +20,7 @@ __all__ = [
     "EmuAttachment",
     "EmuInteraction",
     "EmuMessage",
+    "Limit",
+    "RateLimits",
     "RestRequest",
 ]

@@ -540,8 +540,8 @@ class Handlers:
         inter = emu.interactions_by_token.get(call.params["webhook_token"])
         if inter is None:
             raise DiscordError(404, 10015, "Unknown Webhook", problem=f"{call.template}: unknown interaction token")
-        if inter.expired:
-            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        if inter.expired or time.monotonic() - inter.created_at > emu.token_lifetime:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")  # Discord's answer; handling it is the bot's job
         if inter.responded_at is None:
             raise DiscordError(
                 404,

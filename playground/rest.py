@@ -34,19 +34,33 @@ _TOKEN_ROUTES = ("/webhooks/{webhook_id}/{webhook_token}", "/interactions/")
 class DiscordError(Exception):
     """An error response in Discord's shape; ``problem`` (if set) is also recorded as a bot bug."""
 
-    def __init__(self, status: int, code: int, message: str, *, problem: str | None = None, errors: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        problem: str | None = None,
+        errors: Any = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.problem = problem
         self.errors = errors
+        self.extra = extra or {}
+        self.headers = headers or {}
 
     def response(self) -> web.Response:
-        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        body: dict[str, Any] = {"message": self.message, "code": self.code, **self.extra}
         if self.errors is not None:
             body["errors"] = self.errors
-        return json_response(body, status=self.status)
+        response = json_response(body, status=self.status)
+        response.headers.update(self.headers)
+        return response
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -91,10 +105,12 @@ class RestApi:
             request.method, sub, match.template if match else None, None, [], time.monotonic(), query=query
         )
         emu.requests.append(record)
+        limit_headers: dict[str, str] = {}
         try:
             if match is None:
                 raise DiscordError(404, 0, "404: Not Found", problem=f"unknown route {request.method} {sub}")
             self._check_auth(request, match.template)
+            limit_headers = self._check_rate_limit(request.method, match.template, match.params)
             body, files = await self._read_body(request, match.template)
             record.json = body
             record.files = [(f"files[{n}]", name, data) for n, (name, data) in sorted(files.items())]
@@ -121,9 +137,30 @@ class RestApi:
             log.exception("emulator error on %s %s", request.method, sub)
             emu.problem(f"emulator error on {request.method} {sub}: {exc!r}")
             response = DiscordError(400, 0, f"emulator error: {exc!r}").response()
+        response.headers.update(limit_headers)
         record.status = response.status
         emu.changed()
         return response
+
+    def _check_rate_limit(self, method: str, template: str, params: dict[str, str]) -> dict[str, str]:
+        """Discord's rate-limit headers for this request; 429 (a problem of the bot) when over a limit."""
+        limits = self.emu.rate_limits
+        if limits is None:
+            return {}
+        verdict = limits.hit(method, template, params)
+        if verdict.retry_after is None:
+            return verdict.headers
+        retry = round(max(verdict.retry_after, 0.001), 3)
+        scope = "global" if verdict.is_global else "route"
+        count, per = (verdict.limit.count, verdict.limit.per) if verdict.limit else (0, 0.0)
+        raise DiscordError(
+            429,
+            0,
+            "You are being rate limited.",
+            problem=f"rate limit: {method} {template} over the {scope} limit of {count} per {per:g}s (429)",
+            extra={"retry_after": retry, "global": verdict.is_global},
+            headers={**verdict.headers, "Retry-After": str(retry)},
+        )
 
     def _check_auth(self, request: web.Request, template: str) -> None:
         header = request.headers.get("Authorization")

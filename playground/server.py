@@ -35,6 +35,7 @@ from .gateway import (
 )
 from .handlers import APPLICATION_COMMAND, AUTOCOMPLETE, COMPONENT, Handler, Handlers
 from .interactions import CommandUsageError, build_command_data, interaction_payload
+from .ratelimit import RateLimits
 from .records import EmuInteraction, EmuMessage, RestRequest
 from .rest import API_PREFIX, RestApi, json_response
 from .spec import SPEC_ENV_VAR, load_spec
@@ -57,12 +58,15 @@ class DiscordEmulator:
         token: str | None = None,
         ack_deadline: float = 3.0,
         allowed_intents: int = PRIVILEGED_INTENTS,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         if spec_path is None and not os.environ.get(SPEC_ENV_VAR) and DEFAULT_SPEC.is_file():
             spec_path = DEFAULT_SPEC
         self.spec = load_spec(spec_path)
         self.token = token or f"emu.{secrets.token_urlsafe(24)}"
         self.ack_deadline = ack_deadline
+        #: Interaction tokens work this long (Discord: 15 minutes), for followups and edits.
+        self.token_lifetime = 15 * 60.0
         self.upload_limit = DEFAULT_UPLOAD_LIMIT
         self.world = World()
         self.problems: list[str] = []
@@ -71,6 +75,9 @@ class DiscordEmulator:
         self.interactions_by_id: dict[int, EmuInteraction] = {}
         self.interactions_by_token: dict[str, EmuInteraction] = {}
         self.registered_commands: dict[int | None, list[dict[str, Any]]] = {}
+        self.rate_limits = rate_limits
+        #: Called (synchronously) on every state change, after the waiters are woken: the page's feed.
+        self.listeners: list[Callable[[], None]] = []
         self._changed_event = asyncio.Event()
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -88,15 +95,18 @@ class DiscordEmulator:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, port: int = 0, routes: Callable[[web.Application], None] | None = None) -> None:
+        """Listen on 127.0.0.1 (``port`` 0: any free one); ``routes`` may add more routes (the page's)."""
         app = web.Application(client_max_size=1024**3)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._serve_attachment)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest.handle)
+        if routes is not None:
+            routes(app)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         self.world.base_url = f"http://127.0.0.1:{self._port}"
@@ -171,6 +181,8 @@ class DiscordEmulator:
         """Wake everything waiting in :meth:`wait_for`."""
         self._changed_event.set()
         self._changed_event = asyncio.Event()
+        for listener in self.listeners:
+            listener()
 
     async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:  # noqa: ASYNC109
         """Re-evaluate ``predicate`` on every state change (and every 50 ms) until it is truthy."""
@@ -245,6 +257,10 @@ class DiscordEmulator:
 
     def message(self, message_id: int) -> EmuMessage:
         return self.world.messages[message_id]
+
+    def message_payload(self, message: EmuMessage) -> dict[str, Any]:
+        """The message's JSON as Discord's API returns it (embeds resolved, interaction metadata)."""
+        return self._handlers.store.json(message)
 
     def interaction(self, interaction_id: int) -> EmuInteraction:
         return self.interactions_by_id[interaction_id]
