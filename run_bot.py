@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from studio.settings import StudioConfigError, StudioSettings, load_studio_settings
 
 log = logging.getLogger("run_bot")
 
@@ -32,9 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, studio: StudioSettings | None = None) -> None:
     """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
     from bot.bot import ArtBot
+    from bot.local_api import start_local_api
     from generation.workers import build_queue, load_engines
     from storage import Storage
 
@@ -46,6 +48,7 @@ async def run(settings: Settings) -> None:
         )
         queue = build_queue(engines, **dataclasses.asdict(settings.queue))
         bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])
+        api = await start_local_api(bot, studio) if studio is not None else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -62,6 +65,8 @@ async def run(settings: Settings) -> None:
                 client.result()  # re-raise a login failure
             else:
                 await asyncio.gather(client, return_exceptions=True)
+            if api is not None:
+                await api.cleanup()
     finally:
         await storage.close()
         log.info("database closed; goodbye")
@@ -72,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args.config)
-    except ConfigError as error:
+        studio = load_studio_settings(args.config)
+    except (ConfigError, StudioConfigError) as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, studio))
     except KeyboardInterrupt:
         pass
     except Exception as error:

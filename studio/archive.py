@@ -53,7 +53,8 @@ class Scope:
         """A condition on the given guild and channel columns, and its parameters."""
         if not self.public:
             return "1", []
-        parts, args = [], []
+        parts: list[str] = []
+        args: list[Any] = []
         if self.guild_ids:
             parts.append(f"{guild} IN ({', '.join('?' * len(self.guild_ids))})")
             args.extend(self.guild_ids)
@@ -247,7 +248,7 @@ class Archive:
             args.append(filters.until)
         return " AND ".join(parts), args
 
-    def gallery(self, filters: Filters = Filters(), *, page: int = 0, per_page: int = 24) -> GalleryPage:  # noqa: B008
+    def gallery(self, filters: Filters = Filters(), *, page: int = 0, per_page: int = 24) -> GalleryPage:
         """One page of visible images, newest first."""
         where, args = self._where(filters)
         rows = self._query(

@@ -128,7 +128,7 @@ def gallery_page() -> None:
     model = choice("Model", list(found.models), "model")
     style = choice("Style", list(found.styles), "style")
     kind = choice("Kind", list(KINDS), "kind")
-    dates = st.sidebar.date_input("Made between", value=(), key="dates")
+    dates = st.sidebar.date_input("Made between", value=[], key="dates")
     since = until = None
     if isinstance(dates, tuple | list) and len(dates) == 2:
         since = datetime.combine(dates[0], time(), UTC).timestamp()

@@ -15,7 +15,7 @@ from storage import Storage
 from storage.comics import NewPanel, PanelPlan, PanelRecord
 from storage.images import ImageRecord, NewImage
 from storage.jobs import NewJob
-from studio.archive import Archive, Filters, Scope, SchemaTooOld, open_readonly
+from studio.archive import Archive, Filters, SchemaTooOld, Scope, open_readonly
 from studio.settings import StudioConfigError, config_path, parse_config, studio_settings
 from studio.thumbnails import THUMBNAIL_SIDE, thumbnail_path
 
@@ -207,11 +207,11 @@ def test_studio_settings_are_checked() -> None:
     assert config.database == Path("x.sqlite3") and config.studio.generation_enabled
     assert config.studio.api_url == "http://127.0.0.1:8765"
     assert "secret" not in repr(config.studio) or "'s'" not in repr(config.studio)
-    with pytest.raises(StudioConfigError, match="studio.colour"):
+    with pytest.raises(StudioConfigError, match=r"studio\.colour"):
         studio_settings({"studio": {"colour": "red"}})
-    with pytest.raises(StudioConfigError, match="studio.public"):
+    with pytest.raises(StudioConfigError, match=r"studio\.public"):
         studio_settings({"studio": {"public": True}})
-    with pytest.raises(StudioConfigError, match="studio.api_port"):
+    with pytest.raises(StudioConfigError, match=r"studio\.api_port"):
         studio_settings({"studio": {"api_port": "80"}})
     assert config_path(["--config", "a.toml"]) == Path("a.toml")
     assert config_path(["--config=b.toml"]) == Path("b.toml")
