@@ -22,6 +22,8 @@ ImageKind = Literal["txt2img", "variation", "upscale", "img2img", "panel"]
 KINDS: tuple[ImageKind, ...] = ("txt2img", "variation", "upscale", "img2img", "panel")
 #: The oldest schema the studio reads (images.safety and images.deleted_at came in version 3).
 MIN_SCHEMA = 3
+#: The filters offer the models and styles of this many newest images.
+FACET_WINDOW = 5000
 
 #: How an image came to be, from its request and its job: see :data:`KINDS`.
 KIND_SQL = """CASE
@@ -287,23 +289,47 @@ class Archive:
         )
 
     def facets(self) -> Facets:
-        """The servers, channels, members, models and styles that have visible images."""
-        scope_sql, args = self.scope.sql("i.guild_id", "j.channel_id")
-        base = f"FROM images i JOIN jobs j ON j.id = i.job_id WHERE {VISIBLE_SQL} AND {scope_sql}"
+        """The servers, channels and members that have images, and the models and styles of recent ones.
 
-        def values(expression: str) -> list[Any]:
-            rows = self._query(
-                f"SELECT DISTINCT {expression} AS v {base} AND {expression} IS NOT NULL ORDER BY v LIMIT 500", args
-            )
-            return [row[0] for row in rows]
-
-        return Facets(
-            guild_ids=values("i.guild_id"),
-            channel_ids=values("j.channel_id"),
-            requester_ids=values("i.requester_id"),
-            models=values("json_extract(i.params_json, '$.extra.model')"),
-            styles=values("json_extract(i.params_json, '$.extra.style')"),
+        Servers, channels and members are read off their indexes (every image counts, shown or not:
+        only ids, never an image); models and styles from the newest :data:`FACET_WINDOW` images,
+        so the choices cost the same at any archive size. Public mode lists only what it shows.
+        """
+        scope = self.scope
+        guilds = [r[0] for r in self._query("SELECT DISTINCT guild_id FROM images WHERE guild_id IS NOT NULL")]
+        channels = [r[0] for r in self._query("SELECT DISTINCT channel_id FROM jobs")]
+        if scope.public:
+            guilds = [g for g in guilds if g in scope.guild_ids]
+            channels = [c for c in channels if c in scope.channel_ids or self._channel_in_guilds(c)]
+        scope_sql, args = scope.sql("i.guild_id", "j.channel_id")
+        members = [r[0] for r in self._query(
+            f"""SELECT DISTINCT i.requester_id FROM images i JOIN jobs j ON j.id = i.job_id
+                WHERE {scope_sql} ORDER BY i.requester_id LIMIT 1000""" if scope.public
+            else "SELECT DISTINCT requester_id FROM images ORDER BY requester_id LIMIT 1000",
+            args if scope.public else [],
+        )]
+        recent = self._query(
+            f"""SELECT DISTINCT json_extract(i.params_json, '$.extra.model') AS model,
+                       json_extract(i.params_json, '$.extra.style') AS style
+                FROM (SELECT * FROM images ORDER BY id DESC LIMIT ?) i JOIN jobs j ON j.id = i.job_id
+                WHERE {VISIBLE_SQL} AND {scope_sql}""",
+            [FACET_WINDOW, *args],
         )
+        return Facets(
+            guild_ids=sorted(guilds),
+            channel_ids=sorted(channels),
+            requester_ids=members,
+            models=sorted({r["model"] for r in recent if r["model"]}),
+            styles=sorted({r["style"] for r in recent if r["style"]}),
+        )
+
+    def _channel_in_guilds(self, channel_id: int) -> bool:
+        rows = self._query(
+            f"SELECT 1 FROM jobs WHERE channel_id = ? AND guild_id IN ({', '.join('?' * len(self.scope.guild_ids))})"
+            " LIMIT 1",
+            [channel_id, *self.scope.guild_ids],
+        ) if self.scope.guild_ids else []
+        return bool(rows)
 
     # -- comics ------------------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hmac
 import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,9 @@ from studio.thumbnails import thumbnail_path
 #: Gallery results are fresh for this long (new images show up within it).
 QUERY_TTL_S = 5
 PER_PAGE = 24
+#: Thumbnails are made on these threads (Pillow works outside the GIL): a page's missing ones in
+#: parallel, and the next page's ahead of the click that shows them.
+_THUMBNAILERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="studio-thumbnails")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,22 @@ def thumb_of(current: Studio, row: ImageRow) -> str | None:
     return thumbnail(
         str(config.images_dir), row.path, str(config.studio.thumbnails_dir), blur=row.safety == "spoiler"
     )
+
+
+def _thumbnail_job(current: Studio, row: ImageRow) -> Path | None:
+    config = current.config
+    return thumbnail_path(config.images_dir, row.path, config.studio.thumbnails_dir, blur=row.safety == "spoiler")
+
+
+def make_thumbnails(current: Studio, rows: Sequence[ImageRow]) -> None:
+    """Make the missing thumbnails of these images in parallel, and wait for them."""
+    list(_THUMBNAILERS.map(lambda row: _thumbnail_job(current, row), rows))
+
+
+def prefetch_thumbnails(current: Studio, rows: Sequence[ImageRow]) -> None:
+    """Start making these images' thumbnails in the background (the next page's, say)."""
+    for row in rows:
+        _THUMBNAILERS.submit(_thumbnail_job, current, row)
 
 
 def when(timestamp: float) -> str:

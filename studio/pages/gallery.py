@@ -33,6 +33,7 @@ def close_image() -> None:
 
 def thumbnails(rows: list[ImageRow], key: str, columns: int = COLUMNS) -> None:
     """A grid of thumbnails, each with a button that opens its page."""
+    context.make_thumbnails(current, rows)
     cells = st.columns(columns)
     for index, row in enumerate(rows):
         with cells[index % columns]:
@@ -147,15 +148,17 @@ def gallery_page() -> None:
     thumbnails(result.images, "gallery")
     back, where, forward = st.columns([1, 2, 1])
     with back:
-        if st.button("← Newer", disabled=page_number == 0):
-            st.session_state["gallery_page"] = page_number - 1
-            st.rerun()
+        st.button("← Newer", disabled=page_number == 0, on_click=turn, args=(page_number - 1,))
     with where:
         st.caption(f"Page {page_number + 1}")
     with forward:
-        if st.button("Older →", disabled=not result.has_next):
-            st.session_state["gallery_page"] = page_number + 1
-            st.rerun()
+        st.button("Older →", disabled=not result.has_next, on_click=turn, args=(page_number + 1,))
+    if result.has_next:  # the likely next click: its rows cached and its thumbnails made ahead
+        context.prefetch_thumbnails(current, context.gallery(database, scope, filters, page_number + 1).images)
+
+
+def turn(page_number: int) -> None:
+    st.session_state["gallery_page"] = page_number
 
 
 requested = st.query_params.get("image")
