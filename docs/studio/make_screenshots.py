@@ -42,7 +42,10 @@ PROMPTS = [
 
 
 def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [m for m in emu.messages() if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")]
+    return [
+        m for m in emu.messages()
+        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
+    ]
 
 
 async def until(emu: DiscordEmulator, count: int) -> None:
