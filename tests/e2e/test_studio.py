@@ -8,6 +8,7 @@ AppTest runs block, so they run in a thread while the bot keeps serving on the e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import socket
 import sqlite3
@@ -24,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from bot.local_api import start_local_api
 from playground import DiscordEmulator, EmuMessage
+from studio.bot_client import BotClient, BotUnavailable
 from studio.settings import CONFIG_ENV, StudioSettings
 from tests.harness import RunningBot, settings_for, start_bot
 
@@ -135,8 +137,13 @@ async def studio(
         lighthouse = await imagine(emulator, alice, "a lighthouse at dusk", seed=11, style="noir")
         forest = await imagine(emulator, bob, "a misty forest", seed=12)
         await imagine(emulator, alice, "a forbidden castle", seed=13)  # flagged: withheld
+        deleted = await imagine(emulator, alice, "a deleted dune", seed=14)
+        deleted_id = image_of(db, deleted)
+        await emulator.add_reaction(deleted.id, "❌", user_id=alice)
+        await emulator.wait_for(lambda: deleted.deleted or None, WAIT)
         await emulator.add_reaction(lighthouse.id, "🎨", user_id=alice)
         await emulator.add_reaction(lighthouse.id, "🔍", user_id=alice)
+        # The deleted result no longer counts among the channel's messages.
         await emulator.wait_for(lambda: len(results(emulator)) >= 5 or None, WAIT)
         comic = await emulator.send_slash_command("comic", {"title": "Night Shift"}, user_id=bob, subcommand="new")
         await emulator.wait_for(lambda: comic.original if comic.original and not comic.original.loading else None, WAIT)
@@ -156,6 +163,7 @@ async def studio(
             "lighthouse": image_of(db, lighthouse),
             "forest": image_of(db, forest),
             "withheld": rows(db, "SELECT id FROM images WHERE safety = 'withhold'")[0][0],
+            "deleted": deleted_id,
             "variation": rows(db, "SELECT id FROM images WHERE json_extract(params_json, '$.kind') = 'img2img' "
                                   "AND parent_image_id IS NOT NULL")[0][0],
             "upscale": rows(db, "SELECT id FROM images WHERE json_extract(params_json, '$.kind') = 'upscale'")[0][0],
@@ -191,9 +199,10 @@ async def test_gallery_order_search_filters_and_image_page(studio: Studio) -> No
     app = await run(page("gallery.py"))
     assert not app.exception, app.exception
     shown = gallery_ids(app)
-    expected = sorted(i for name, i in ids.items() if name != "withheld")
-    assert shown == expected[::-1]  # newest first; the withheld image never shows
-    assert ids["withheld"] not in shown
+    expected = sorted(i for name, i in ids.items() if name not in ("withheld", "deleted"))
+    assert shown == expected[::-1]  # newest first; the withheld and the deleted image never show
+    assert ids["withheld"] not in shown and ids["deleted"] not in shown
+    assert rows(studio.db, "SELECT COUNT(*) FROM images WHERE id IN (?, ?)", ids["withheld"], ids["deleted"]) == [(2,)]
 
     app.sidebar.text_input(key="search").input("FOREST")
     await run(app)
@@ -237,11 +246,12 @@ async def test_gallery_order_search_filters_and_image_page(studio: Studio) -> No
     assert detail.header[0].value == f"Image #{ids['upscale']}"
     assert [b.label for b in detail.button if (b.key or "").startswith("parent-")] == [f"#{ids['lighthouse']}"]
 
-    hidden = page("gallery.py")
-    hidden.query_params["image"] = str(ids["withheld"])
-    await run(hidden)
-    assert hidden.error[0].value == f"Image #{ids['withheld']} is not in the gallery."
-    assert not hidden.table
+    for name in ("withheld", "deleted"):
+        hidden = page("gallery.py")
+        hidden.query_params["image"] = str(ids[name])
+        await run(hidden)
+        assert hidden.error[0].value == f"Image #{ids[name]} is not in the gallery."
+        assert not hidden.table
 
 
 async def test_comics_list_and_reader_render_like_comic_show(studio: Studio) -> None:
@@ -277,6 +287,9 @@ async def test_generate_refuses_like_imagine_and_queues_through_the_bot(studio: 
     api: web.AppRunner | None = await start_local_api(studio.bot.bot, studio.settings)
     assert api is not None
     try:
+        stranger = BotClient(dataclasses.replace(studio.settings, secret="guess"))
+        with pytest.raises(BotUnavailable, match="secret"):
+            await asyncio.to_thread(stranger.status)
         app = await run(page("generate.py"))
         assert not app.exception and not app.warning, (app.exception, app.warning)
         app.text_area(key="prompt").input(bad_prompt)
