@@ -158,6 +158,8 @@ def test_public_scope_shows_only_chosen_servers_and_channels(archive_db: dict[st
     assert public.image(archive_db["lighthouse"].id) is None  # type: ignore[attr-defined]
     assert [c.title for c in public.comics()] == ["Night Shift"]
     assert Archive(archive_db["db"], Scope(guild_ids=(GUILD_A,), public=True)).comics() == []  # type: ignore[arg-type]
+    found = public.facets()
+    assert (found.guild_ids, found.channel_ids, found.requester_ids) == ([], [CHANNEL_B], [BOB])
 
 
 def test_comics_with_cover_count_owner_and_collaborators(archive_db: dict[str, object]) -> None:
@@ -216,3 +218,16 @@ def test_studio_settings_are_checked() -> None:
     assert config_path(["--config", "a.toml"]) == Path("a.toml")
     assert config_path(["--config=b.toml"]) == Path("b.toml")
     json.dumps(studio_settings({}).public_guild_ids)
+
+
+def test_the_studio_never_loads_torch() -> None:
+    """The studio's modules (pages' code included) import no torch or diffusers: it never holds the GPU."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, studio.archive, studio.context, studio.comics_render, studio.bot_client, studio.launch;"
+        "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
