@@ -33,6 +33,9 @@ if not settings.generation_enabled:
         "table, and restart the bot and the studio."
     )
     st.stop()
+if settings.public and not settings.password:
+    st.info("Generating is off in public mode unless the studio has a password (`[studio] password`).")
+    st.stop()
 try:
     status = client.status()
 except BotUnavailable:
