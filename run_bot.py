@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(settings: Settings) -> None:
     """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
     from bot.bot import ArtBot
+    from bot.local_api import start_local_api
     from generation.performance import PerformanceOptions
     from generation.workers import build_queue, load_engines
     from storage import Storage
@@ -52,6 +53,7 @@ async def run(settings: Settings) -> None:
         )
         queue = build_queue(engines, **dataclasses.asdict(settings.queue))
         bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])
+        api = await start_local_api(bot, settings.studio)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,6 +70,8 @@ async def run(settings: Settings) -> None:
                 client.result()  # re-raise a login failure
             else:
                 await asyncio.gather(client, return_exceptions=True)
+            if api is not None:
+                await api.cleanup()
     finally:
         await storage.close()
         log.info("database closed; goodbye")

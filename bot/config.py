@@ -202,6 +202,44 @@ class PerformanceSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class StudioSettings:
+    """``[studio]``: the Streamlit studio and the bot's local API it talks to (see ``studio/``)."""
+
+    #: The shared secret the studio sends to the bot's API; empty: the API is off (no Generate page).
+    secret: str = field(default="", repr=False)
+    #: The port of the bot's local API (always bound to 127.0.0.1).
+    api_port: Annotated[Int, Field(ge=1, le=65535)] = 8765
+    #: A password the studio asks for before showing anything; empty: none (it is private to this machine).
+    password: str = field(default="", repr=False)
+    #: Public mode: the studio may listen beyond 127.0.0.1 and shows only the servers and channels listed.
+    public: bool = False
+    public_guild_ids: tuple[Annotated[Int, Field(gt=0)], ...] = ()
+    public_channel_ids: tuple[Annotated[Int, Field(gt=0)], ...] = ()
+    #: The Discord channel where generations from the studio are posted (0: studio generation off).
+    channel_id: Annotated[Int, Field(ge=0)] = 0
+    #: The member id the studio's generations are queued under (caps and fairness apply to it).
+    user_id: Annotated[Int, Field(ge=1)] = 1
+    #: Where gallery thumbnails are cached (the archive itself is only ever read).
+    thumbnails_dir: Path = Path("data/thumbnails")
+
+    @model_validator(mode="after")
+    def _public_says_what_it_shows(self) -> StudioSettings:
+        if self.public and not (self.public_guild_ids or self.public_channel_ids):
+            raise _located(("public",), "public mode needs public_guild_ids or public_channel_ids (what it may show)")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        """Where the bot's local API listens."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def generation_enabled(self) -> bool:
+        """Whether the studio can send generations to the bot (a secret and a channel are set)."""
+        return bool(self.secret) and self.channel_id > 0
+
+
+@dataclass(frozen=True, config=_SECTION)
 class ComicSettings:
     """``[comic]``: caps, page layout and how far a continued panel may move from the previous one."""
 
@@ -232,6 +270,7 @@ class Settings:
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)
     comic: ComicSettings = field(default_factory=ComicSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    studio: StudioSettings = field(default_factory=StudioSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
 
@@ -330,14 +369,36 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str] | None = None)
         raise ConfigError("config", str(error)) from None
 
 
-def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the TOML file at ``path``; relative storage paths are kept as given."""
+def parse_section(raw: Mapping[str, Any], name: str) -> Any:
+    """One section of parsed TOML alone (defaults where absent), validated as :func:`parse_settings` does.
+
+    For tools that read a few sections of the bot's config without needing all of it (the studio).
+    """
+    section = get_type_hints(Settings)[name]
+    table = raw.get(name, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(name, f"must be a table, not {_shown(table)}")
+    try:
+        return section(**table)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        raise ConfigError(_key((name, *first["loc"])), _message({**first, "loc": (name, *first["loc"])})) from None
+    except TypeError as error:
+        raise ConfigError(name, str(error)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The parsed TOML at ``path`` (:class:`ConfigError` naming the file if it is missing or not TOML)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found (copy config.example.toml to start)") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), f"not valid TOML: {error}") from None
-    return parse_settings(raw, env)
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the TOML file at ``path``; relative storage paths are kept as given."""
+    return parse_settings(read_config_file(path), env)

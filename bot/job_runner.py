@@ -455,7 +455,9 @@ class JobRunner:
                     job_id=record.id,
                     idx=index,
                     seed=seeds[index],
-                    params_json=request.replace(seed=seeds[index], count=1).to_json(),
+                    params_json=request.replace(
+                        seed=seeds[index], count=1, extra={**request.extra, "model": self.model.model_name}
+                    ).to_json(),
                     file=file,
                     width=image.width,
                     height=image.height,
@@ -472,6 +474,7 @@ class JobRunner:
         )
         if any(decision != "post" for decision in decisions):
             log.info("job %s: safety decisions %s", record.id, decisions)
+        await self.storage.images.record_safety([row.id for row in rows], decisions)
         limit = self._upload_limit(tracked)
         upload = await asyncio.to_thread(result_upload, images, encoded, decisions, record.id, seeds, limit)
         embed = embeds.result_embed(

@@ -142,6 +142,15 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE jobs ADD COLUMN delivery_started_at REAL;
     """,
+    # 3: what the safety policy decided for each image, and deleted results, so the studio's
+    # gallery never shows a withheld or deleted image; indexes for the gallery's filters.
+    """
+    ALTER TABLE images ADD COLUMN safety TEXT CHECK (safety IN ('post', 'spoiler', 'withhold'));
+    ALTER TABLE images ADD COLUMN deleted_at REAL;
+    CREATE INDEX images_by_guild ON images (guild_id, id);
+    CREATE INDEX jobs_by_channel ON jobs (channel_id, id);
+    CREATE INDEX comic_panels_by_job ON comic_panels (job_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,12 +6,13 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
-from storage.database import transaction
+from storage.database import transaction, write
 from storage.errors import NotFound
 
 
@@ -76,6 +77,10 @@ class ImageRecord:
     requester_id: int
     guild_id: int | None
     created_at: float
+    #: What the safety policy decided when the image was posted: post, spoiler or withhold (None: not known).
+    safety: str | None = None
+    #: When its result message was deleted (None: not deleted).
+    deleted_at: float | None = None
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> ImageRecord:
@@ -139,6 +144,20 @@ class ImageRepository:
                 assert row is not None
                 ids.append(int(row[0]))
         return [await self.get(image_id) for image_id in ids]
+
+    async def record_safety(self, image_ids: Sequence[int], decisions: Sequence[str]) -> None:
+        """Remember what the safety policy decided for each image (``post``, ``spoiler`` or ``withhold``)."""
+        async with transaction(self._db):
+            await self._db.executemany(
+                "UPDATE images SET safety = ? WHERE id = ?",
+                [(decision, image_id) for image_id, decision in zip(image_ids, decisions, strict=True)],
+            )
+
+    async def mark_job_deleted(self, job_id: int) -> None:
+        """The job's result message was deleted: its images are no longer shown anywhere."""
+        await write(
+            self._db, "UPDATE images SET deleted_at = ? WHERE job_id = ? AND deleted_at IS NULL", (time.time(), job_id)
+        )
 
     async def get(self, image_id: int) -> ImageRecord:
         """The image with this id (:class:`NotFound` if there is none)."""

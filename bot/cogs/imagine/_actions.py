@@ -138,6 +138,7 @@ class ResultActions:
             log.warning("could not delete result %s: %s", message.id, error)
             await interaction.followup.send("I couldn't delete that message.", ephemeral=True)
             return
+        await self.services.storage.images.mark_job_deleted(job_id)
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
 
     # -- info, comic, history ---------------------------------------------------------------------------

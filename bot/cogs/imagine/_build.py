@@ -92,6 +92,7 @@ def build_request(
         width=width,
         height=height,
         count=limits.default_count if count is None else int(count),
+        extra={"style": preset.name} if preset is not None else {},
     )
 
 

@@ -266,6 +266,7 @@ class Imagine(commands.Cog):
         except discord.HTTPException as error:
             log.warning("could not delete result %s: %s", payload.message_id, error)
             return
+        await self.services.storage.images.mark_job_deleted(posted.job_id)
         log.info("result of job %s deleted by %s (❌)", posted.job_id, payload.user_id)
 
     async def _remove_reaction(self, payload: discord.RawReactionActionEvent, emoji: str) -> None:
