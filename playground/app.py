@@ -107,6 +107,7 @@ async def serve(
     announce(f"Playground: {url}  (settings from {config_path.name}; Ctrl-C stops)")
     for name, moderator in MEMBERS:
         emu.add_member(name, moderator=moderator)
+    emu.world.add_channel("comics")  # beside #general and the age-restricted #nsfw-art
     try:
         tiny_model = ensure_tiny_model(data_dir.parent / "tiny-sd") if tiny else None
         shutil.rmtree(data_dir, ignore_errors=True)  # the local guild is new: so is its database
