@@ -78,7 +78,9 @@ async def test_readme_playground_command_serves_the_page(tmp_path: Path) -> None
 
             await page.goto(url)
             await expect(page.locator("body[data-ready='1']")).to_be_attached()
-            await expect(page.locator("#channels button")).to_have_count(2)
+            await expect(page.locator("#channels button")).to_have_count(3)
+            for name in ("general", "nsfw-art", "comics"):
+                await expect(page.locator("#channels button", has_text=name)).to_have_count(1)
             await page.locator("#composer").fill("/imagine prompt: a lighthouse")
             await page.locator("#composer").press("Enter")
             answer = page.locator(".message", has_text="a lighthouse")
