@@ -91,7 +91,8 @@ E2E_DIR = REPO_ROOT / "tests" / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under ``tests/e2e`` drive the real bot against the local Discord: mark them ``e2e``."""
+    """Tests under ``tests/e2e`` run real components end to end, so they are marked ``e2e``: the bot against
+    the local Discord, and (in ``tests/e2e/pipeline``) the diffusers pipeline and GPU queue with the tiny model."""
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
