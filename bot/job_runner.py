@@ -351,16 +351,12 @@ class JobRunner:
         while self._positions_dirty and not self._closing:
             self._positions_dirty = False
             await asyncio.sleep(self.progress_interval_s)
-            waiting: list[tuple[int, _Tracked]] = []
-            for tracked in list(self._tracked.values()):
-                if tracked.started is not None or tracked.finished:
-                    continue
-                position = self.queue.position(tracked.record.id)
-                if position:
-                    waiting.append((position, tracked))
             edits = 0
-            for position, tracked in sorted(waiting, key=lambda item: item[0]):
-                eta = self.queue.estimate_wait_s(tracked.record.id)
+            # One ordered snapshot per round (O(n)), nearest the front first.
+            for job, position, eta in self.queue.waiting_places():
+                tracked = self._tracked.get(job.job_id)
+                if tracked is None or tracked.started is not None or tracked.finished:
+                    continue
                 text = embeds.queued_text(tracked.request, position, eta_s=eta)
                 busy = tracked.edit_task is not None and not tracked.edit_task.done()
                 if text == tracked.last_text or busy:
