@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generation.queue import JobQueue, QueuedJob  # noqa: E402
-from rules.request import GenerationRequest  # noqa: E402
+from generation.queue import JobQueue, QueuedJob
+from rules.request import GenerationRequest
 
 REQUEST = GenerationRequest(prompt="a lighthouse", seed=1, steps=20, guidance=5.0, width=512, height=512)
 

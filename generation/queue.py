@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
 import contextlib
+import heapq
 import logging
 import sys
 import threading
