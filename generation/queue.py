@@ -116,6 +116,7 @@ class JobQueue:
         job_timeout_s: float | None = None,
         max_batch_images: int = 1,
         preview_interval_s: float | None = None,
+        max_attempts: int = 3,
     ) -> None:
         if not engines:
             raise ValueError("the queue needs at least one engine")
@@ -125,6 +126,9 @@ class JobQueue:
         self.job_timeout_s = job_timeout_s
         self.max_batch_images = max_batch_images
         self.preview_interval_s = preview_interval_s
+        #: How many times a job may start (restarts and failed deliveries included) before it is
+        #: given up on; the queue only carries it, the job runner checks it against the job row.
+        self.max_attempts = max_attempts
         self._cond = threading.Condition()
         #: Pending jobs per user, each user's in the order they asked.
         self._pending: collections.OrderedDict[int, collections.deque[QueuedJob]] = collections.OrderedDict()

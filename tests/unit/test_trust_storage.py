@@ -22,7 +22,8 @@ async def test_failing_commit_leaves_no_transaction_open(tmp_path: Path) -> None
             async with transaction(db) as tx:
                 await db.execute("PRAGMA defer_foreign_keys = ON")
                 await tx.execute(
-                    "INSERT INTO messages (message_id, channel_id, job_id, kind, created_at) VALUES (1, 1, 999, 'status', 0)"
+                    "INSERT INTO messages (message_id, channel_id, job_id, kind, created_at) "
+                    "VALUES (1, 1, 999, 'status', 0)"
                 )
         assert not db.in_transaction
         await write(db, "INSERT INTO guild_settings (guild_id) VALUES (5)")
