@@ -1,6 +1,7 @@
 """Start the bot: load the config, open storage, load the model, run the Discord client.
 
     python run_bot.py --config config.toml
+    python run_bot.py --config config.toml --vacuum    # maintenance (bot stopped), then exit
 
 A bad config prints one line naming the key and exits with status 2, as does any start-up failure
 the operator must fix: a model that can't be found or loaded, a CUDA device without a GPU, a token
@@ -36,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the Discord art bot.")
     parser.add_argument("--config", type=Path, default=Path("config.toml"), help="TOML settings file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING...")
+    parser.add_argument(
+        "--vacuum", action="store_true",
+        help="maintenance, then exit: delete expired uploads and unreferenced files, VACUUM the database",
+    )
     return parser.parse_args(argv)
 
 
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.captureWarnings(True)  # libraries' warnings go to the log, not loose onto stderr
     try:
-        asyncio.run(run(settings))
+        asyncio.run(maintain(settings) if args.vacuum else run(settings))
     except KeyboardInterrupt:
         pass
     except Exception as error:
@@ -99,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+async def maintain(settings: Settings) -> None:
+    """``--vacuum``: bring the schema up to date, then delete what retention allows and VACUUM; print what was freed.
+
+    Run it while the bot is stopped (VACUUM needs the database to itself).
+    """
+    from storage.maintenance import vacuum
+
+    storage = await open_storage(settings)
+    await storage.close()
+    report = await asyncio.to_thread(
+        vacuum, Path(settings.storage.database), Path(settings.storage.images_dir),
+        retention_days=settings.storage.retention_days,
+    )
+    print(report.summary())
 
 
 class StartupError(Exception):

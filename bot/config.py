@@ -140,6 +140,8 @@ class StorageSettings:
 
     database: Path = Path("data/bot.sqlite3")
     images_dir: Path = Path("data/images")
+    #: Days an upload is kept after its last job finished (``--vacuum`` deletes it then); 0 keeps forever.
+    retention_days: Annotated[Float, Field(ge=0)] = 0.0
 
     @field_validator("database", "images_dir", mode="before")
     @classmethod

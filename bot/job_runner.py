@@ -52,6 +52,10 @@ MISSING_SOURCE_TEXT = "The source image of this job is missing from disk."
 UNREADABLE_SOURCE_TEXT = "The source image of this job can't be read (the file is damaged)."
 #: ... when queueing failed for any other reason.
 NOT_QUEUED_TEXT = "This job could not be queued; the owner can find details in the log."
+#: Discord accepts an interaction token for 15 minutes; the database forgets it after that.
+INTERACTION_TOKEN_TTL_S = 15 * 60.0
+#: How often expired interaction tokens are cleared while the bot runs.
+TOKEN_SWEEP_INTERVAL_S = 60.0
 #: How far before a delivery began a restart looks for its posted result, and at most how many messages.
 ALREADY_POSTED_MARGIN_S = 300.0
 ALREADY_POSTED_MAX_MESSAGES = 5000
@@ -111,6 +115,7 @@ class JobRunner:
         self._answered = asyncio.Event()
         self._answered.set()
         self._refresher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         queue.on_change = self._queue_changed
         #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
         #: hook in here (the comic cog links a panel to its image, for example).
@@ -264,7 +269,26 @@ class JobRunner:
                 await self.storage.jobs.finish(record.id, "failed", f"not re-queued: {_describe(error)}")
         if records:
             log.info("re-queued %d unfinished job(s) from the last run", len(records))
+        # The re-queued jobs' outlets hold their tokens in memory; the rows need them no more.
+        await self.forget_expired_tokens()
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_tokens(), name="interaction-token-sweep")
         return len(records)
+
+    async def forget_expired_tokens(self) -> int:
+        """Clear the interaction tokens Discord no longer accepts from the database; how many."""
+        forgotten = await self.storage.jobs.forget_expired_tokens(INTERACTION_TOKEN_TTL_S)
+        if forgotten:
+            log.info("forgot %d expired interaction token(s)", forgotten)
+        return forgotten
+
+    async def _sweep_tokens(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(TOKEN_SWEEP_INTERVAL_S)
+            try:
+                await self.forget_expired_tokens()
+            except Exception:
+                log.exception("clearing expired interaction tokens failed")
 
     async def _recover_one(self, record: JobRecord) -> None:
         await self.storage.jobs.mark_queued(record.id)
@@ -341,6 +365,8 @@ class JobRunner:
         self._closing = True
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self.queue.close()
         if self._followers:
             await asyncio.wait(set(self._followers), timeout=timeout_s)

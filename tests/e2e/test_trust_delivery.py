@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from playground import DiscordEmulator
 from rules.request import GenerationRequest
 from storage import Storage
@@ -208,3 +210,63 @@ async def test_restart_finds_a_result_posted_before_more_than_100_messages(
     record_reliability(
         "defect", "14. _already_posted scans only the last 100 messages", 1, "confirmed; found, not reposted"
     )
+
+
+async def test_expired_interaction_tokens_are_forgotten(
+    emulator: DiscordEmulator, engine: object, tmp_path: Path
+) -> None:
+    """Interaction tokens are secrets for 15 minutes and useless after: the database does not keep them."""
+    import sqlite3
+    import time
+
+    alice = emulator.add_member("alice")
+    old_job = NewJob(kind="imagine", requester_id=alice, guild_id=emulator.guild_id, channel_id=emulator.channel_id,
+                     request_json=REQUEST.to_json(), application_id=emulator.application_id,
+                     interaction_token="old.interaction.token")
+    [job_id] = await write_jobs(tmp_path, old_job)
+    db = tmp_path / "bot.sqlite3"
+    con = sqlite3.connect(db)
+    con.execute("UPDATE jobs SET status = 'done', interaction_at = ? WHERE id = ?", (time.time() - 3600, job_id))
+    con.commit()
+    con.close()
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path))
+    try:
+        assert rows(db, "SELECT interaction_token FROM jobs WHERE id = ?", job_id) == [(None,)]
+    finally:
+        await bot.stop()
+    record_reliability("secrets", "interaction tokens kept after expiry", 1, "cleared at start and every minute")
+
+
+async def test_bot_token_is_never_written_anywhere(
+    emulator: DiscordEmulator, engine: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A whole run at DEBUG, then every log line, exception, database row and image file searched for the token."""
+    import logging
+    import sqlite3
+
+    caplog.set_level(logging.DEBUG)
+    alice = emulator.add_member("alice")
+    token = emulator.token
+    db = tmp_path / "bot.sqlite3"
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path))
+    try:
+        await emulator.send_slash_command("imagine", {"prompt": "a tokenless fox", "steps": 2, "count": 2},
+                                          user_id=alice)
+        result = await next_result(emulator, 0)
+        await emulator.add_reaction(result.id, "🔄", user_id=alice)
+        await next_result(emulator, 1)
+    finally:
+        await bot.stop()
+    texts = [caplog.text]
+    texts += [repr(record.exc_info) for record in caplog.records if record.exc_info]
+    con = sqlite3.connect(db)
+    try:
+        texts += ["\n".join(con.iterdump())]
+    finally:
+        con.close()
+    blobs = await asyncio.to_thread(lambda: [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()])
+    assert len(caplog.records) > 50 and len(blobs) >= 3
+    assert not [t for t in texts if token in t]
+    assert not [b for b in blobs if token.encode() in b]
+    record_reliability("secrets", "bot token in DEBUG logs, exceptions, database rows, image files",
+                       len(caplog.records) + len(blobs), "never found")
