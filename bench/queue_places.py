@@ -2,9 +2,11 @@
 
     python bench/queue_places.py [--members 200] [--rounds 20]
 
-"before": what a round did until now, one ``position()`` and one ``estimate_wait_s()`` per waiting
-job, each ordering the whole queue (O(n^2) and more); "after": one ``waiting_places()`` snapshot
-per round (one ordering, O(n log members)). No GPU or model is needed: no worker is started.
+"original": the round as it was, one ``position()`` and one ``estimate_wait_s()`` per waiting job,
+each replaying the original ordering (a ``min()`` over all members per job: O(n^2) per ordering,
+O(n^3) per round); "before": the same per-job calls on the new heap ordering; "after": one
+``waiting_places()`` snapshot per round (one ordering, O(n log members)). No GPU or model is
+needed: no worker is started.
 """
 
 from __future__ import annotations
@@ -33,6 +35,33 @@ def build(members: int) -> JobQueue:
     return queue
 
 
+def _original_order(queue: JobQueue) -> list[QueuedJob]:
+    """The ordering as it was before this change: a min() over all waiting members per job taken."""
+    queues = {user: list(jobs) for user, jobs in queue._pending.items()}
+    served = dict(queue._served)
+    ordered: list[QueuedJob] = []
+    while queues:
+        user = min(queues, key=lambda u: (served.get(u, 0), queue._arrival[u]))
+        ordered.append(queues[user].pop(0))
+        served[user] = served.get(user, 0) + 1
+        if not queues[user]:
+            del queues[user]
+    return ordered
+
+
+def round_original(queue: JobQueue) -> int:
+    """The original round: per waiting job, a position and an ETA, each from the original ordering."""
+    places = 0
+    for queued in _original_order(queue):
+        order = _original_order(queue)  # position()
+        if next(i for i, job in enumerate(order) if job.job_id == queued.job_id) >= 0:
+            for job in _original_order(queue):  # estimate_wait_s()
+                if job.job_id == queued.job_id:
+                    break
+            places += 1
+    return places
+
+
 def round_before(queue: JobQueue) -> int:
     places = 0
     for queued in queue.order():
@@ -52,7 +81,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     queue = build(args.members)
-    for name, round_ in (("before", round_before), ("after", round_after)):
+    variants = (("original", round_original), ("before", round_before), ("after", round_after))
+    for name, round_ in variants:
         times = []
         for _ in range(args.rounds):
             start = time.perf_counter()
