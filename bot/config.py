@@ -140,6 +140,8 @@ class StorageSettings:
 
     database: Path = Path("data/bot.sqlite3")
     images_dir: Path = Path("data/images")
+    #: Days an upload is kept after its last job finished (``--vacuum`` deletes it then); 0 keeps forever.
+    retention_days: Annotated[Float, Field(ge=0)] = 0.0
 
     @field_validator("database", "images_dir", mode="before")
     @classmethod
@@ -163,6 +165,8 @@ class QueueSettings:
     max_batch_images: Annotated[Int, Field(ge=1, le=16)] = 4
     #: Seconds between preview images on a running job's status message; 0 turns previews off.
     preview_interval_s: Annotated[Float, Field(ge=0)] = 4.0
+    #: Times a job may start (restarts, failed deliveries) before it ends ``failed`` instead.
+    max_attempts: Annotated[Int, Field(ge=1, le=100)] = 3
 
     @field_validator("preview_interval_s")
     @classmethod

@@ -28,11 +28,16 @@ def _rewrite_gateway(url: str, gateway: yarl.URL) -> str:
     or emulator handed out itself is left alone.
     """
     target = yarl.URL(url)
-    host = target.host or ""
-    if host != _DISCORD_GATEWAY_HOST_SUFFIX and not host.endswith("." + _DISCORD_GATEWAY_HOST_SUFFIX):
+    if not _is_discord_gateway(target):
         return url
     merged = gateway.with_query({**gateway.query, **target.query})
     return str(merged)
+
+
+def _is_discord_gateway(url: yarl.URL) -> bool:
+    """Whether ``url`` is one of Discord's own gateway hosts (no proxy configured)."""
+    host = url.host or ""
+    return host == _DISCORD_GATEWAY_HOST_SUFFIX or host.endswith("." + _DISCORD_GATEWAY_HOST_SUFFIX)
 
 
 def use_endpoints(client: discord.Client, api_base: str, gateway_url: str | None) -> None:
@@ -46,7 +51,9 @@ def use_endpoints(client: discord.Client, api_base: str, gateway_url: str | None
 
     ``gateway_url`` (e.g. ``wss://proxy.example/gateway``) applies to this client only: its
     websocket connections to Discord's gateway hosts are redirected there, and ``GET /gateway/bot``
-    (used when sharding) reports it while keeping the real shard count and session limits.
+    (used when sharding) reports it while keeping the real shard count and session limits. When it
+    is one of Discord's own hosts (the default), nothing is redirected: a resume then goes to the
+    ``resume_gateway_url`` Discord handed out, as it must.
     The bot token is never logged.
     """
     base = api_base.rstrip("/")
@@ -60,6 +67,9 @@ def use_endpoints(client: discord.Client, api_base: str, gateway_url: str | None
     gateway = yarl.URL(gateway_url)
     if gateway.scheme not in ("ws", "wss"):
         raise ValueError(f"gateway_url must be a ws(s) URL, not {gateway_url!r}")
+    if _is_discord_gateway(gateway):
+        # No proxy: discord.py connects where Discord says (resumes at READY's resume_gateway_url).
+        return
     http = client.http
     original_connect = getattr(http, "_panelbot_original_ws_connect", http.ws_connect)
     original_get_bot_gateway = getattr(http, "_panelbot_original_get_bot_gateway", http.get_bot_gateway)

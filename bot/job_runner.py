@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -46,6 +48,17 @@ ANSWER_PRIORITY_MAX_WAIT_S = 1.0
 POSITION_EDITS_PER_ROUND = 5
 #: What a member is told when a job's source image is gone from disk.
 MISSING_SOURCE_TEXT = "The source image of this job is missing from disk."
+#: ... when it is on disk but can't be read (a damaged file).
+UNREADABLE_SOURCE_TEXT = "The source image of this job can't be read (the file is damaged)."
+#: ... when queueing failed for any other reason.
+NOT_QUEUED_TEXT = "This job could not be queued; the owner can find details in the log."
+#: Discord accepts an interaction token for 15 minutes; the database forgets it after that.
+INTERACTION_TOKEN_TTL_S = 15 * 60.0
+#: How often expired interaction tokens are cleared while the bot runs.
+TOKEN_SWEEP_INTERVAL_S = 60.0
+#: How far before a delivery began a restart looks for its posted result, and at most how many messages.
+ALREADY_POSTED_MARGIN_S = 300.0
+ALREADY_POSTED_MAX_MESSAGES = 5000
 
 #: Builds the buttons of a result from (job id, image ids, whether each image is shown); None: no buttons.
 ResultViewFactory = Callable[[int, Sequence[int], Sequence[bool]], discord.ui.View | None]
@@ -102,6 +115,7 @@ class JobRunner:
         self._answered = asyncio.Event()
         self._answered.set()
         self._refresher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         queue.on_change = self._queue_changed
         #: Awaited with (job row, posted message id) after a result is posted and recorded; cogs
         #: hook in here (the comic cog links a panel to its image, for example).
@@ -153,6 +167,12 @@ class JobRunner:
         except FileNotFoundError:
             await self.storage.jobs.finish(record.id, "failed", "source image missing")
             await self.refuse(origin, missing_source)
+            return None
+        except Exception as error:
+            # Never leave the row queued: the next start would try it again, and again.
+            log.exception("job %s could not be queued", record.id)
+            await self.storage.jobs.finish(record.id, "failed", f"not queued: {_describe(error)}")
+            await self.refuse(origin, UNREADABLE_SOURCE_TEXT if _is_image_error(error) else NOT_QUEUED_TEXT)
             return None
         if interaction is not None:
             text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
@@ -240,22 +260,63 @@ class JobRunner:
         """Re-queue the jobs the last run left unfinished, oldest first; return how many."""
         records = await self.storage.jobs.active()
         for record in records:
-            await self.storage.jobs.mark_queued(record.id)
-            if record.delivery_started_at is not None and await self._already_posted(record):
-                continue
-            request = GenerationRequest.from_json(record.request_json)
-            outlet = self.outlet_for(record)
-            outlet.set_status_message(record.status_message_id, via_webhook=isinstance(outlet, InteractionOutlet))
             try:
-                position = await self.enqueue(record, request, outlet, check_caps=False)
-            except FileNotFoundError as error:
-                await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
-                continue
-            tracked = self._tracked[record.id]
-            self._spawn(self._show(tracked, embeds.queued_text(request, position, restarted=True)))
+                await self._recover_one(record)
+            except Exception as error:
+                # One bad row or damaged file must not keep the bot (and every other job) from starting.
+                log.exception("job %s could not be re-queued; it is marked failed", record.id)
+                self._tracked.pop(record.id, None)
+                await self.storage.jobs.finish(record.id, "failed", f"not re-queued: {_describe(error)}")
         if records:
             log.info("re-queued %d unfinished job(s) from the last run", len(records))
+        # The re-queued jobs' outlets hold their tokens in memory; the rows need them no more.
+        await self.forget_expired_tokens()
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_tokens(), name="interaction-token-sweep")
         return len(records)
+
+    async def forget_expired_tokens(self) -> int:
+        """Clear the interaction tokens Discord no longer accepts from the database; how many."""
+        forgotten = await self.storage.jobs.forget_expired_tokens(INTERACTION_TOKEN_TTL_S)
+        if forgotten:
+            log.info("forgot %d expired interaction token(s)", forgotten)
+        return forgotten
+
+    async def _sweep_tokens(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(TOKEN_SWEEP_INTERVAL_S)
+            try:
+                await self.forget_expired_tokens()
+            except Exception:
+                log.exception("clearing expired interaction tokens failed")
+
+    async def _recover_one(self, record: JobRecord) -> None:
+        await self.storage.jobs.mark_queued(record.id)
+        if record.delivery_started_at is not None and await self._already_posted(record):
+            return
+        outlet = self.outlet_for(record)
+        outlet.set_status_message(record.status_message_id, via_webhook=isinstance(outlet, InteractionOutlet))
+        if record.attempts >= self.queue.max_attempts:
+            reason = f"gave up after {record.attempts} attempts"
+            log.warning("job %s: %s; not regenerated", record.id, reason)
+            await self.storage.jobs.finish(record.id, "failed", reason)
+            await self._tell_failed(record, outlet, GAVE_UP_TEXT)
+            return
+        request = GenerationRequest.from_json(record.request_json)
+        try:
+            position = await self.enqueue(record, request, outlet, check_caps=False)
+        except FileNotFoundError as error:
+            await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
+            return
+        tracked = self._tracked[record.id]
+        self._spawn(self._show(tracked, embeds.queued_text(request, position, restarted=True)))
+
+    async def _tell_failed(self, record: JobRecord, outlet: JobOutlet, text: str) -> None:
+        """Say on a job's status message (posting one if it has none) that it failed, where Discord lets us."""
+        try:
+            await outlet.show_status(text, view=None, final=True)
+        except (discord.HTTPException, OSError) as error:
+            log.warning("could not tell the requester of job %s that it failed: %s", record.id, error)
 
     def outlet_for(self, record: JobRecord) -> JobOutlet:
         """The outlet a job's messages go through, from its row alone (works after a restart)."""
@@ -304,6 +365,8 @@ class JobRunner:
         self._closing = True
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self.queue.close()
         if self._followers:
             await asyncio.wait(set(self._followers), timeout=timeout_s)
@@ -351,16 +414,12 @@ class JobRunner:
         while self._positions_dirty and not self._closing:
             self._positions_dirty = False
             await asyncio.sleep(self.progress_interval_s)
-            waiting: list[tuple[int, _Tracked]] = []
-            for tracked in list(self._tracked.values()):
-                if tracked.started is not None or tracked.finished:
-                    continue
-                position = self.queue.position(tracked.record.id)
-                if position:
-                    waiting.append((position, tracked))
             edits = 0
-            for position, tracked in sorted(waiting, key=lambda item: item[0]):
-                eta = self.queue.estimate_wait_s(tracked.record.id)
+            # One ordered snapshot per round (O(n)), nearest the front first.
+            for job, position, eta in self.queue.waiting_places():
+                tracked = self._tracked.get(job.job_id)
+                if tracked is None or tracked.started is not None or tracked.finished:
+                    continue
                 text = embeds.queued_text(tracked.request, position, eta_s=eta)
                 busy = tracked.edit_task is not None and not tracked.edit_task.done()
                 if text == tracked.last_text or busy:
@@ -439,9 +498,30 @@ class JobRunner:
             self._tracked.pop(record.id, None)
         try:
             await self._deliver(tracked, images)
-        except Exception:
+        except Exception as error:
+            await self._delivery_failed(tracked, error)
+
+    async def _delivery_failed(self, tracked: _Tracked, error: Exception) -> None:
+        """A result could not be posted or stored: end the job ``failed`` with the reason, or (for a
+        passing fault, attempts left) leave it queued for the next start.
+
+        A channel that is gone, a missing permission or a full disk won't fix themselves at a
+        restart: those end the job at once, and its status message (if it is still there) says why.
+        """
+        record = tracked.record
+        reason = _permanent_delivery_failure(error)
+        attempts = record.attempts + 1  # this run's start counted in the row, not in ``record``
+        if reason is None and attempts < self.queue.max_attempts:
             log.exception("delivering job %s failed; it stays queued for the next start", record.id)
             await self.storage.jobs.mark_queued(record.id)
+            return
+        reason = reason or f"delivery failed {attempts} times: {_describe(error)}"
+        log.warning("job %s failed: %s", record.id, reason, exc_info=error)
+        await self.storage.jobs.finish(record.id, "failed", reason[:500])
+        tracked.finished = True
+        if tracked.edit_task is not None:
+            await asyncio.gather(tracked.edit_task, return_exceptions=True)
+        await self._tell_failed(record, tracked.outlet, f"⚠️ The result could not be posted: {reason}.")
 
     async def _deliver(self, tracked: _Tracked, images: list[Image.Image]) -> None:
         await self._after_answers()
@@ -526,8 +606,10 @@ class JobRunner:
             return False
         footer = embeds.job_footer_prefix(record.id)
         channel = self.client.get_partial_messageable(record.channel_id)
+        since = (record.delivery_started_at or record.created_at) - ALREADY_POSTED_MARGIN_S
+        after = discord.Object(discord.utils.time_snowflake(datetime.fromtimestamp(max(since, 0), UTC)))
         try:
-            async for message in channel.history(limit=100):
+            async for message in channel.history(limit=ALREADY_POSTED_MAX_MESSAGES, after=after, oldest_first=True):
                 if message.author.id != self.client.user.id or not message.embeds:
                     continue
                 if (message.embeds[0].footer.text or "").startswith(footer):
@@ -600,6 +682,35 @@ class JobRunner:
             return source
 
         return await asyncio.to_thread(load)
+
+
+#: What a member is told when a job was started too many times to try again.
+GAVE_UP_TEXT = "⚠️ This job failed several times and was given up on. Ask again if you still want it."
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:400]
+
+
+def _is_image_error(error: BaseException) -> bool:
+    from PIL import UnidentifiedImageError
+
+    return isinstance(error, UnidentifiedImageError | SyntaxError | Image.DecompressionBombError) or (
+        isinstance(error, OSError) and "image file" in str(error)
+    )
+
+
+def _permanent_delivery_failure(error: BaseException) -> str | None:
+    """Why a delivery can't succeed by trying again later (a reason for the member), or None."""
+    if isinstance(error, discord.NotFound):
+        return "the channel or message is gone (404)"
+    if isinstance(error, discord.Forbidden):
+        return "the bot lacks a permission in this channel (403)"
+    if isinstance(error, discord.HTTPException) and 400 <= error.status < 500 and error.status != 429:
+        return f"Discord refused it ({error.status})"
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        return "the bot's disk is full or not writable"
+    return None
 
 
 def _failure_text(error: BaseException) -> str:

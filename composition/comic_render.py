@@ -13,7 +13,7 @@ thread or an executor, never on the event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -154,8 +154,13 @@ def render_comic(
     page_size: tuple[int, int] = A4_200DPI,
     panels_per_page: int = MAX_PANELS_PER_PAGE,
     font_path: Path | None = None,
+    only_pages: Collection[int] | None = None,
 ) -> list[RenderedPage]:
     """Lay out, crop, letter and draw a comic; one :class:`RenderedPage` per page.
+
+    ``only_pages`` (page numbers from 1) draws just those pages, the others being left out of
+    the result; every text is still fitted first, and panels on pages not drawn are never read,
+    so their ``image`` may be a 1×1 stand-in.
 
     ``layout`` is one of ``auto``, ``grid``, ``strip``, ``wide-top``, ``manga``; panels beyond
     ``panels_per_page`` flow onto further pages (balanced, see
@@ -193,6 +198,8 @@ def render_comic(
 
     pages: list[RenderedPage] = []
     for page, items in zip(page_layouts, lettering, strict=True):
+        if only_pages is not None and page.page_number not in only_pages:
+            continue
         image = Image.new("RGB", page_size, PAGE_BACKGROUND)
         draw = ImageDraw.Draw(image)
         for frame in page.frames:

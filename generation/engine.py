@@ -18,6 +18,7 @@ import importlib
 import inspect
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from generation.errors import JobStopped
+from generation.errors import JobStopped, ModelLoadError
 from generation.performance import PerformanceOptions, apply_performance
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
@@ -86,6 +87,11 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"model.device: {device!r} needs a CUDA GPU and none is available here; "
+            'set device = "cpu" or "auto" in [model]'
+        )
     dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
     auto = torch.float16 if device.startswith("cuda") else torch.float32
     chosen = auto if dtype == "auto" else dtypes[dtype]
@@ -99,19 +105,46 @@ def _is_sdxl_checkpoint(path: Path) -> bool:
         return any(key.startswith("conditioner.embedders.1") for key in handle.keys())  # noqa: SIM118
 
 
+def _load_failure(model_id: str, path: Path, error: BaseException) -> str:
+    """One line for an operator: which ``[model] id`` failed, why, and what to do about it."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    if path.exists():
+        hint = "it is not a diffusers folder or .safetensors checkpoint this bot can load"
+    elif "/" in model_id and not model_id.startswith((".", "/", "~")):
+        hint = (
+            "it was not found on the model hub nor in the local cache"
+            + (" (HF_HUB_OFFLINE is set)" if offline else " (no network, or a wrong id)")
+            + "; check the id, or download it once with network access, or point id at a local folder"
+        )
+    else:
+        hint = "no such file or folder; check the path, or use a hub id like owner/name"
+    return f"model.id: {model_id!r} could not be loaded: {hint} ({type(error).__name__}: {first})"
+
+
 def load_text2image(model_id: str, placement: Placement) -> Any:
     """Load a text-to-image pipeline from a hub id, a local diffusers folder or a .safetensors file."""
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     path = Path(model_id).expanduser()
     kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
-    if path.suffix == ".safetensors" and path.is_file():
-        cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
-        pipe = cls.from_single_file(str(path), **kwargs)
-    else:
-        source = str(path) if path.exists() else model_id
-        pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
-    pipe = pipe.to(placement.device)
+    try:
+        if path.suffix == ".safetensors" and path.is_file():
+            cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
+            pipe = cls.from_single_file(str(path), **kwargs)
+        else:
+            source = str(path) if path.exists() else model_id
+            pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+    except Exception as error:
+        raise ModelLoadError(_load_failure(model_id, path, error)) from error
+    try:
+        pipe = pipe.to(placement.device)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ModelLoadError(
+            f"model.device: the model could not be moved to {placement.device!r} ({first}); "
+            "check [model] device and dtype"
+        ) from error
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -19,6 +19,10 @@ class JobInterrupted(JobStopped):
     """The bot is shutting down; the job should run again after the restart."""
 
 
+class ModelLoadError(Exception):
+    """The model could not be loaded; the message is one line naming ``[model]`` and what to do."""
+
+
 class QueueFull(Exception):
     """A cap on pending jobs was reached; nothing was queued."""
 

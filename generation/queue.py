@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
 import logging
 import sys
 import threading
@@ -115,6 +116,7 @@ class JobQueue:
         job_timeout_s: float | None = None,
         max_batch_images: int = 1,
         preview_interval_s: float | None = None,
+        max_attempts: int = 3,
     ) -> None:
         if not engines:
             raise ValueError("the queue needs at least one engine")
@@ -124,6 +126,9 @@ class JobQueue:
         self.job_timeout_s = job_timeout_s
         self.max_batch_images = max_batch_images
         self.preview_interval_s = preview_interval_s
+        #: How many times a job may start (restarts and failed deliveries included) before it is
+        #: given up on; the queue only carries it, the job runner checks it against the job row.
+        self.max_attempts = max_attempts
         self._cond = threading.Condition()
         #: Pending jobs per user, each user's in the order they asked.
         self._pending: collections.OrderedDict[int, collections.deque[QueuedJob]] = collections.OrderedDict()
@@ -235,17 +240,40 @@ class JobQueue:
             return self._order_locked()
 
     def _order_locked(self) -> list[QueuedJob]:
-        """Play :meth:`_next_user_locked` forward without taking anything."""
-        queues = {user: list(jobs) for user, jobs in self._pending.items()}
-        served = dict(self._served)
+        """Play :meth:`_next_user_locked` forward without taking anything (O(n log users))."""
+        heap = [(self._served.get(user, 0), self._arrival[user], user) for user in self._pending]
+        heapq.heapify(heap)
+        next_index = dict.fromkeys(self._pending, 0)
         ordered: list[QueuedJob] = []
-        while queues:
-            user = min(queues, key=lambda u: (served.get(u, 0), self._arrival[u]))
-            ordered.append(queues[user].pop(0))
-            served[user] = served.get(user, 0) + 1
-            if not queues[user]:
-                del queues[user]
+        while heap:
+            served, arrival, user = heapq.heappop(heap)
+            jobs = self._pending[user]
+            index = next_index[user]
+            ordered.append(jobs[index])
+            next_index[user] = index + 1
+            if index + 1 < len(jobs):
+                heapq.heappush(heap, (served + 1, arrival, user))
         return ordered
+
+    def waiting_places(self) -> list[tuple[QueuedJob, int, float | None]]:
+        """Every pending job with its place (1 = next) and estimated wait, from one ordering.
+
+        What :meth:`position` and :meth:`estimate_wait_s` give for each job, for all of them at
+        once in O(n): refreshing a long queue's places must not order the queue once per job.
+        """
+        per_step = self._step_seconds
+        with self._cond:
+            ahead = 0.0
+            if per_step is not None:
+                for job in self._running.values():
+                    done = (time.monotonic() - (job.started_at or time.monotonic())) / per_step / job.request.count
+                    ahead += max(job.request.steps - done, 0) * job.request.count
+            places: list[tuple[QueuedJob, int, float | None]] = []
+            for index, job in enumerate(self._order_locked()):
+                eta = None if per_step is None else ahead * per_step / self.workers
+                places.append((job, index + 1, eta))
+                ahead += job.request.steps * job.request.count
+        return places
 
     def _next_user_locked(self) -> int:
         """The waiting user who has had the fewest jobs started while the queue has been busy.

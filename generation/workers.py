@@ -42,6 +42,7 @@ def build_queue(
     job_timeout_s: float,
     max_batch_images: int,
     preview_interval_s: float,
+    max_attempts: int = 3,
 ) -> JobQueue:
     """The job queue over these engines, with the configured caps, timeout, batching and previews."""
     return JobQueue(
@@ -51,4 +52,5 @@ def build_queue(
         job_timeout_s=job_timeout_s,
         max_batch_images=max_batch_images,
         preview_interval_s=preview_interval_s or None,
+        max_attempts=max_attempts,
     )

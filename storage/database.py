@@ -175,7 +175,14 @@ async def transaction(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Conne
         except BaseException:
             await db.execute("ROLLBACK")
             raise
-        await db.execute("COMMIT")
+        try:
+            await db.execute("COMMIT")
+        except BaseException:
+            # A COMMIT can fail (a deferred constraint, a full disk, a lock): never leave it open,
+            # or every later write of the bot would land in this dead transaction.
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
 
 
 async def write(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> list[aiosqlite.Row]:

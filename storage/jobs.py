@@ -184,6 +184,17 @@ class JobRepository:
             job_id, "UPDATE jobs SET delivery_started_at = ? WHERE id = ? RETURNING id", (time.time(), job_id)
         )
 
+    async def forget_expired_tokens(self, ttl_s: float, now: float | None = None) -> int:
+        """Clear interaction tokens older than ``ttl_s`` (Discord's 15 minutes): useless, and secret. How many."""
+        cutoff = (time.time() if now is None else now) - ttl_s
+        rows = await write(
+            self._db,
+            "UPDATE jobs SET interaction_token = NULL "
+            "WHERE interaction_token IS NOT NULL AND interaction_at < ? RETURNING id",
+            (cutoff,),
+        )
+        return len(rows)
+
     async def _update(self, job_id: int, sql: str, parameters: Sequence[Any]) -> None:
         """Run an ``UPDATE ... WHERE id = ? RETURNING id`` of one job; :class:`NotFound` if it has no row."""
         if not await write(self._db, sql, parameters):

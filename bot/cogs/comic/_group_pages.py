@@ -7,10 +7,12 @@ sends the files within the interaction's upload limit.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import io
 import logging
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 import discord
 from discord import app_commands
@@ -28,6 +30,7 @@ from composition.comic_render import RenderedPage
 from storage.comics import CharacterRecord, ComicRecord, PanelRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ExportChoice = Literal["png", "pdf", "cbz"]
 
@@ -53,12 +56,12 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
             )
         await interaction.response.defer(thinking=True)
         try:
-            rendered, note = await self._render(comic, panels)
+            rendered, note = await self._render(comic, panels, only_page=page)
         except TextDoesNotFit as error:
             await interaction.followup.send(error.user_message)
             return
-        files = await asyncio.to_thread(
-            _pages.export_files, [rendered[page - 1]], fmt="png", upload_limit=interaction.filesize_limit,
+        files = await _in_render_pool(
+            _pages.export_files, rendered, fmt="png", upload_limit=interaction.filesize_limit,
             info=ComicInfo(title=comic.title, writer=""),
             basename=f"{_pages.file_basename(comic.title, comic.id)}-p{page}",
         )
@@ -80,7 +83,7 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
         info = await self._info(interaction, comic, panels)
         limit = interaction.filesize_limit
         try:
-            files = await asyncio.to_thread(
+            files = await _in_render_pool(
                 _pages.export_files, rendered, fmt=format, upload_limit=limit, info=info,
                 basename=_pages.file_basename(comic.title, comic.id),
             )
@@ -103,8 +106,10 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
             raise UserFacingError(f"{comic_title(comic)} has no panels yet; add one with `/comic panel`.")
         return panels
 
-    async def _render(self, comic: ComicRecord, panels: Sequence[PanelRecord]) -> tuple[list[RenderedPage], str]:
-        """Render every page (in a worker thread); also a note on panels shown blank or being redrawn."""
+    async def _render(
+        self, comic: ComicRecord, panels: Sequence[PanelRecord], *, only_page: int | None = None
+    ) -> tuple[list[RenderedPage], str]:
+        """Render every page, or only ``only_page`` (on the render pool); also a note on blank or redrawn panels."""
         sources = []
         blank: list[str] = []
         redrawing: list[str] = []
@@ -117,9 +122,9 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
             elif panel.drawing:
                 redrawing.append(str(panel.position))
             sources.append(_pages.PanelSource(path, panel.caption, panel.dialogue, side))
-        pages = await asyncio.to_thread(
+        pages = await _in_render_pool(
             _pages.render_pages, comic.title, sources, layout=comic.layout,
-            panels_per_page=self.context.settings.panels_per_page,
+            panels_per_page=self.context.settings.panels_per_page, only_page=only_page,
         )
         notes = []
         if blank:
@@ -149,6 +154,17 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
         except discord.HTTPException:
             return f"member {user_id}"
         return user.display_name
+
+
+#: Comic renders and exports run here, at most this many at once; the default executor (and with
+#: it the acknowledgement path's small jobs) never waits behind a long render.
+RENDER_WORKERS = 2
+_RENDER_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="comic-render")
+
+
+async def _in_render_pool(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking render or export on the dedicated render pool."""
+    return await asyncio.get_running_loop().run_in_executor(_RENDER_POOL, functools.partial(function, *args, **kwargs))
 
 
 def _file(export: ExportFile) -> discord.File:

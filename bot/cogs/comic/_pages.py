@@ -54,26 +54,52 @@ def check_title(title: str, *, layout: str, panels_per_page: int) -> None:
         layout_title(title, box)
 
 
-def _load(path: Path | None) -> Image.Image:
+def _load(path: Path | None, frame: tuple[int, int] | None = None) -> Image.Image:
+    """A panel's picture, decoded no larger than needed to cover ``frame`` (None: a 1×1 stand-in).
+
+    A JPEG is decoded at a reduced scale (``draft``); any other image is reduced by a whole factor
+    right after decoding, so a comic of many large panels holds only frame-sized pictures.
+    """
+    if frame is None:
+        return Image.new("RGB", (1, 1), PLACEHOLDER_COLOUR)
     if path is None:
         return Image.new("RGB", PLACEHOLDER_SIZE, PLACEHOLDER_COLOUR)
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError:  # a missing or broken file must not stop the whole comic
+            image.draft("RGB", frame)
+            factor = min(image.width // max(frame[0], 1), image.height // max(frame[1], 1))
+            picture = image.convert("RGB")
+        return picture.reduce(factor) if factor >= 2 else picture
+    except (OSError, ValueError, Image.DecompressionBombError):  # a missing or broken file must not stop the comic
         return Image.new("RGB", PLACEHOLDER_SIZE, PLACEHOLDER_COLOUR)
 
 
 def render_pages(
-    title: str, panels: Sequence[PanelSource], *, layout: str, panels_per_page: int
+    title: str,
+    panels: Sequence[PanelSource],
+    *,
+    layout: str,
+    panels_per_page: int,
+    only_page: int | None = None,
 ) -> list[RenderedPage]:
-    """Render every page of the comic (raises :class:`TextDoesNotFit` before drawing anything)."""
+    """Render the comic's pages, or just page ``only_page`` (raises :class:`TextDoesNotFit` before drawing).
+
+    Only the pictures of the pages drawn are read, each decoded at about its frame's size.
+    """
+    frames: dict[int, tuple[int, int]] = {}
+    pages = layout_comic(len(panels), layout=layout, panels_per_page=panels_per_page, with_title=bool(title.strip()))
+    for page in pages:
+        if only_page is None or page.page_number == only_page:
+            frames.update((frame.index, frame.size) for frame in page.frames)
     art = [
-        PanelArt(_load(panel.image_path), caption=panel.caption, dialogue=panel.dialogue,
+        PanelArt(_load(panel.image_path, frames.get(index)), caption=panel.caption, dialogue=panel.dialogue,
                  speaker_side=panel.speaker_side)
-        for panel in panels
+        for index, panel in enumerate(panels)
     ]
-    return render_comic(title, art, layout=layout, panels_per_page=panels_per_page)
+    return render_comic(
+        title, art, layout=layout, panels_per_page=panels_per_page,
+        only_pages=None if only_page is None else {only_page},
+    )
 
 
 def export_files(

@@ -148,3 +148,33 @@ async def test_a_newcomer_goes_next_behind_a_heavy_user(engine) -> None:  # type
     await queue.close()
     started = sorted([*heavy, light], key=lambda q: q.started_at or 0.0)
     assert started[1] is light
+
+
+async def test_places_of_all_waiting_jobs_from_one_ordering(engine) -> None:  # type: ignore[no-untyped-def]
+    """Defect 9: a round of place refreshes orders the queue once, not once per waiting job."""
+    from tests.reliability import record_reliability
+
+    queue = JobQueue([engine], max_pending_per_user=5, max_pending_total=400)
+    queue._loop = asyncio.get_running_loop()
+    for user in range(1, 201):
+        queue.submit(job(user, user))
+    queue.submit(job(1001, 1))
+    queue._step_seconds = 0.5  # as if measured: ETAs come with the places
+    orderings = 0
+    order_locked = queue._order_locked
+
+    def counted() -> list[QueuedJob]:
+        nonlocal orderings
+        orderings += 1
+        return order_locked()
+
+    queue._order_locked = counted  # type: ignore[method-assign]
+    places = queue.waiting_places()
+    assert orderings == 1
+    queue._order_locked = order_locked  # type: ignore[method-assign]
+    assert [place for _, place, _ in places] == list(range(1, 202))
+    assert places[-1][0].job_id == 1001  # user 1's second job comes after everyone's first
+    for queued, place, eta in places[::37]:
+        assert queue.position(queued.job_id) == place
+        assert eta == queue.estimate_wait_s(queued.job_id)
+    record_reliability("defect", "9. queue places refreshed in O(n^2)", 1, "one ordering per round")
