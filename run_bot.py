@@ -17,7 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.cluster_config import ClusterSettings, load_settings_with_cluster
+from bot.config import ConfigError, Settings
 
 log = logging.getLogger("run_bot")
 
@@ -32,20 +33,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, cluster: ClusterSettings | None = None) -> None:
     """Build config -> storage -> engine -> queue -> bot, exactly as the tests do, and run until stopped."""
     from bot.bot import ArtBot
     from generation.workers import build_queue, load_engines
     from storage import Storage
 
+    # [cluster] backend = "ray": GPU workers are Ray actors (see docs/SCALE.md); the cluster
+    # unreachable at start raises ClusterUnavailable (one line, exit status 2 in main()).
+    pool = None
+    if cluster is not None and cluster.backend == "ray":
+        from generation.cluster import RayWorkerPool, pool_settings, start_ray_queue
+
+        pool = RayWorkerPool(pool_settings(cluster, settings.model))
+        ray_queue = await start_ray_queue(pool, dataclasses.asdict(settings.queue), cluster.max_worker_losses)
     storage = await Storage.open(settings.storage.database, settings.storage.images_dir)
     try:
         model = settings.model
-        engines = await load_engines(
-            model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder
-        )
-        queue = build_queue(engines, **dataclasses.asdict(settings.queue))
-        bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])
+        if pool is not None:
+            queue, model_info = ray_queue, pool.model_info
+        else:
+            engines = await load_engines(
+                model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder
+            )
+            queue, model_info = build_queue(engines, **dataclasses.asdict(settings.queue)), engines[0]
+        bot = ArtBot(settings, storage=storage, queue=queue, model=model_info)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +76,8 @@ async def run(settings: Settings) -> None:
                 await asyncio.gather(client, return_exceptions=True)
     finally:
         await storage.close()
+        if pool is not None:
+            await pool.close()
         log.info("database closed; goodbye")
 
 
@@ -71,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings, cluster = load_settings_with_cluster(args.config)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
@@ -79,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, cluster))
     except KeyboardInterrupt:
         pass
     except Exception as error:
         import discord
+
+        from generation.cluster import ClusterUnavailable
+
+        if isinstance(error, ClusterUnavailable):
+            print(error, file=sys.stderr)
+            return EXIT_CONFIG
 
         if isinstance(error, discord.LoginFailure):
             print("config error: discord.token: Discord refused the token", file=sys.stderr)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from generation.engine import DiffusionEngine
-from generation.queue import JobQueue
+from generation.queue import Engine, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,20 @@ async def load_engines(
 
 
 def build_queue(
-    engines: Sequence[DiffusionEngine],
+    engines: Sequence[Engine],
     *,
     max_pending_per_user: int,
     max_pending_total: int,
     job_timeout_s: float,
     max_batch_images: int,
     preview_interval_s: float,
+    max_worker_losses: int = 3,
+    allow_no_workers: bool = False,
 ) -> JobQueue:
-    """The job queue over these engines, with the configured caps, timeout, batching and previews."""
+    """The job queue over these engines, with the configured caps, timeout, batching and previews.
+
+    ``allow_no_workers``: the engines come later (:meth:`JobQueue.add_engine`, a cluster's workers).
+    """
     return JobQueue(
         engines,
         max_pending_per_user=max_pending_per_user,
@@ -43,4 +48,6 @@ def build_queue(
         job_timeout_s=job_timeout_s,
         max_batch_images=max_batch_images,
         preview_interval_s=preview_interval_s or None,
+        max_worker_losses=max_worker_losses,
+        allow_no_workers=allow_no_workers,
     )
