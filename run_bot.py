@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(error, ClusterUnavailable):
             print(error, file=sys.stderr)
-            return EXIT_CONFIG
+            sys.stderr.flush()
+            os._exit(EXIT_CONFIG)  # Ray may still be retrying in a thread: nothing more to print or wait for
 
         if isinstance(error, discord.LoginFailure):
             print("config error: discord.token: Discord refused the token", file=sys.stderr)

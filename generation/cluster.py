@@ -418,6 +418,8 @@ class RayWorkerPool:
 
     async def connect(self) -> None:
         """Join the cluster (or start Ray here); :class:`ClusterUnavailable` if it cannot be reached."""
+        # Ray's own connection retries would otherwise print a warning a second into the bot's log.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         if not ray_available():
             raise ClusterUnavailable('cluster error: backend "ray" needs Ray: pip install -e ".[ray]"')
         import ray
@@ -425,7 +427,8 @@ class RayWorkerPool:
         if ray.is_initialized():
             return
         address = self.settings.address or None
-        options: dict[str, Any] = {"namespace": self.settings.namespace, "log_to_driver": False}
+        options: dict[str, Any] = {"namespace": self.settings.namespace, "log_to_driver": False,
+                                   "logging_level": logging.ERROR}
         if self.settings.runtime_env:
             options["runtime_env"] = self.settings.runtime_env
         if address is None:

@@ -158,7 +158,7 @@ async def test_cancelling_a_job_running_on_a_worker_stops_it_there(
     # "Cancelled" shows once the worker stopped at its next step and answered (seconds, not the
     # minute and a half the job would take).
     await emulator.wait_for(lambda: "Cancelled" in status.content, timeout=30)
-    assert cluster_bot.queue.running() == []
+    await emulator.wait_for(lambda: cluster_bot.queue.running() == [], timeout=10)
     assert job_rows(tmp_path / "bot.sqlite3") == [(1, "cancelled", 1)]
     assert results(emulator) == []
 
