@@ -186,6 +186,11 @@ class GpuWorker:
 
         try:
             results = self.engine.run_batch(requests, init_images, on_step=on_step, should_stop=lambda: state.stop)
+        except JobStopped:
+            raise
+        except Exception:
+            self.engine.release_memory()  # after an out-of-memory error, say: the next job needs it
+            raise
         finally:
             with self._lock:
                 self._runs.pop(token, None)
@@ -590,7 +595,8 @@ class RayWorkerPool:
             if not ok:
                 self._drop(engine)
         try:
-            missing = self.target_workers() - len(self._engines) - len(self._starting)
+            target = await asyncio.wait_for(asyncio.to_thread(self.target_workers), PING_TIMEOUT_S)
+            missing = target - len(self._engines) - len(self._starting)
         except Exception as error:
             log.warning("the cluster does not answer (%s); waiting for workers", type(error).__name__)
             return
