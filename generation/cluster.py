@@ -121,6 +121,8 @@ class GpuWorker:
         self.engine.load()
         self._runs: dict[str, _RunState] = {}
         self._lock = threading.Lock()
+        #: Seconds the engine itself took for the last batch (PNG encoding not included).
+        self.last_run_s = 0.0
         self.info = self._describe(name)
         log.info("worker %s ready: %s", name, self.info)
 
@@ -161,6 +163,10 @@ class GpuWorker:
         """The text encoder's tokenizer, so the bot counts prompt tokens without the model files."""
         return self.engine.pipeline.tokenizer
 
+    def last_run_seconds(self) -> float:
+        """Seconds the engine took for the last batch here (the rest of a job's time is transport)."""
+        return self.last_run_s
+
     def ping(self) -> str:
         """Health check: the worker's name."""
         return self.info.name
@@ -184,8 +190,10 @@ class GpuWorker:
         def on_step(step: int, total: int, latents: Any) -> None:
             state.step, state.total, state.latents = step, total, latents
 
+        started = time.perf_counter()
         try:
             results = self.engine.run_batch(requests, init_images, on_step=on_step, should_stop=lambda: state.stop)
+            self.last_run_s = time.perf_counter() - started
         except JobStopped:
             raise
         except Exception:
