@@ -2,8 +2,8 @@
 
 One local Ray instance serves the module; its workers are CPU-only actors (``num_gpus = 0``) with
 the tiny model, started once and shared by the tests in the order below (the third-worker test
-adds one, the kill test removes one). Long jobs are 128x128 with 100 steps (about a minute and a
-half on this machine's CPU), so a job that must still be running when the test acts on it is.
+adds one, the kill test removes one). Long jobs are 128x128 with 100 steps (minutes on this
+machine's CPU), so a job that must still be running when the test acts on it is.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def test_cancelling_a_job_running_on_a_worker_stops_it_there(
     await emulator.wait_for(lambda: "step " in status.content, timeout=60)
     await emulator.add_reaction(status.id, "❌", user_id=alice)
     # "Cancelled" shows once the worker stopped at its next step and answered (seconds, not the
-    # minute and a half the job would take).
+    # minutes the job would take).
     await emulator.wait_for(lambda: "Cancelled" in status.content, timeout=30)
     await emulator.wait_for(lambda: cluster_bot.queue.running() == [], timeout=10)
     assert job_rows(tmp_path / "bot.sqlite3") == [(1, "cancelled", 1)]
@@ -194,8 +194,9 @@ async def test_a_worker_killed_mid_job_hands_the_job_to_another_exactly_once(
     before = queue.workers
     assert before >= 2
     bob = emulator.add_member("bob")
-    status = await start(emulator, bob, "survives", steps=30)
+    status = await start(emulator, bob, "survives", steps=20, width=128, height=128)
     device = await running_on(emulator, queue, 1)
+    await emulator.wait_for(lambda: "step " in status.content, timeout=60)  # the worker is computing it
     [victim] = [engine for engine in pool.engines if engine.device == device]
     ray.kill(victim.actor)
 

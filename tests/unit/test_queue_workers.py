@@ -83,7 +83,7 @@ async def test_a_lost_worker_s_job_waits_for_the_next_worker_and_runs_once(engin
                     on_start=lambda j: starts.append(j.device or ""), on_requeue=lambda j: requeued.append(j.job_id))
     queue.start()
     future = queue.submit(job)
-    await bounded(lambda: queue.workers == 0)
+    await bounded(lambda: queue.workers == 0 and bool(requeued))
     assert requeued == [1] and queue.pending_count() == 1 and queue.running() == []
     assert job.worker_losses == 1 and job.started_at is None and not future.done()
     assert queue.estimate_wait_s(1) is None  # waiting for workers: no promise
@@ -104,7 +104,8 @@ async def test_a_job_that_loses_too_many_workers_fails(engine: Any) -> None:
     queue.add_engine(Worker(engine, "b", lose_after_step=1))
     with pytest.raises(WorkerLost, match="2 workers lost"):
         await asyncio.wait_for(future, 60)
-    assert queue.pending_count() == 0 and queue.workers == 0
+    await bounded(lambda: queue.workers == 0)  # the worker leaves just after the job is answered
+    assert queue.pending_count() == 0
     await queue.close()
 
 
