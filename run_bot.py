@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -55,16 +56,28 @@ async def run(settings: Settings) -> None:
     from generation.performance import PerformanceOptions
     from generation.workers import build_queue, load_engines
 
+    # [cluster] backend = "ray": GPU workers are Ray actors (see docs/SCALE.md); the cluster
+    # unreachable at start raises ClusterUnavailable (one line, exit status 2 in main()).
+    pool = None
+    cluster = settings.cluster
+    if cluster.backend == "ray":
+        from generation.cluster import RayWorkerPool, pool_settings, start_ray_queue
+
+        pool = RayWorkerPool(pool_settings(cluster, settings.model))
+        ray_queue = await start_ray_queue(pool, dataclasses.asdict(settings.queue), cluster.max_worker_losses)
     storage = await open_storage(settings)
     try:
         await check_token(settings)
         model = settings.model
-        engines = await load_engines(
-            model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
-            performance=PerformanceOptions(**dataclasses.asdict(settings.performance)),
-        )
-        queue = build_queue(engines, **dataclasses.asdict(settings.queue))
-        bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])
+        if pool is not None:
+            queue, model_info = ray_queue, pool.model_info
+        else:
+            engines = await load_engines(
+                model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
+                performance=PerformanceOptions(**dataclasses.asdict(settings.performance)),
+            )
+            queue, model_info = build_queue(engines, **dataclasses.asdict(settings.queue)), engines[0]
+        bot = ArtBot(settings, storage=storage, queue=queue, model=model_info)
         api = await start_local_api(bot, settings.studio)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -86,6 +99,8 @@ async def run(settings: Settings) -> None:
                 await api.cleanup()
     finally:
         await storage.close()
+        if pool is not None:
+            await pool.close()
         log.info("database closed; goodbye")
 
 
@@ -110,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except Exception as error:
+        from generation.cluster import ClusterUnavailable
+
+        if isinstance(error, ClusterUnavailable):
+            print(error, file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(EXIT_CONFIG)  # Ray may still be retrying in a thread: nothing more to print or wait for
         line = startup_error_line(error)
         if line is None:
             raise

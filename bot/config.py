@@ -243,6 +243,59 @@ class StudioSettings:
         return bool(self.secret) and self.channel_id > 0
 
 
+_RAY_ADDRESS: Final = re.compile(r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ClusterSettings:
+    """``[cluster]``: where the GPU workers run (this machine, or a Ray cluster; see docs/SCALE.md)."""
+
+    #: "local": one worker per [model] device on this machine; "ray": workers are Ray actors.
+    backend: Literal["local", "ray"] = "local"
+    #: "auto", "ray://head:10001", "head:6379", or "" to start Ray on this machine.
+    address: str = ""
+    #: How many workers: a number, or "auto" (one per GPU the cluster offers).
+    workers: Int | Literal["auto"] = "auto"
+    num_gpus: Annotated[float, Field(ge=0, le=64), Strict()] = 1.0
+    num_cpus: Annotated[float, Field(ge=0, le=1024), Strict()] = 1.0
+    #: Host memory each worker reserves (0: no reservation).
+    memory_gb: Annotated[float, Field(ge=0, le=4096), Strict()] = 0.0
+    #: A job whose worker was lost this many times fails instead of going back in the queue.
+    max_worker_losses: Annotated[Int, Field(ge=1, le=100)] = 3
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600), Strict()] = 120.0
+    watch_interval_s: Annotated[float, Field(gt=0, le=600), Strict()] = 5.0
+    namespace: Annotated[str, Field(min_length=1, max_length=64)] = "panelbot"
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value in ("", "auto") or _RAY_ADDRESS.match(value):
+            return value
+        raise _rule('must be "auto", "ray://host:port", "host:port" or empty (start Ray here)')
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _rule(f'must be a whole number or "auto", not {value!r}')
+        if not 1 <= value <= 1024:
+            raise _rule(f'must be between 1 and 1024, or "auto", not {value}')
+        return value
+
+    @model_validator(mode="after")
+    def _auto_needs_gpus(self) -> ClusterSettings:
+        if self.backend == "ray" and self.workers == "auto" and self.num_gpus == 0:
+            raise _rule('workers = "auto" counts GPUs: give num_gpus > 0 or a number of workers')
+        return self
+
+    @property
+    def memory_bytes(self) -> int:
+        """``memory_gb`` in bytes, as Ray's ``memory`` resource wants it."""
+        return int(self.memory_gb * 1024**3)
+
+
 @dataclass(frozen=True, config=_SECTION)
 class ComicSettings:
     """``[comic]``: caps, page layout and how far a continued panel may move from the previous one."""
@@ -275,6 +328,7 @@ class Settings:
     comic: ComicSettings = field(default_factory=ComicSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
     studio: StudioSettings = field(default_factory=StudioSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
 

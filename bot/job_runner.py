@@ -31,7 +31,7 @@ from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, P
 from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
 from bot.views import cancel_view
 from composition.upload_fit import MIN_MAX_BYTES
-from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull
+from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
@@ -248,6 +248,7 @@ class JobRunner:
             init_image=init_image,
             on_start=lambda job: self._started(tracked, job),
             on_progress=lambda progress: self._progress(tracked, progress),
+            on_requeue=lambda job: self._requeued(tracked, job),
         )
         future = self.queue.submit(job, check_caps=check_caps)
         self._tracked[record.id] = tracked
@@ -383,6 +384,15 @@ class JobRunner:
         tracked.started = time.monotonic()
         tracked.last_edit = tracked.started  # the first progress edit comes an interval in: short jobs need none
         self._spawn(self.storage.jobs.mark_running(tracked.record.id))
+
+    def _requeued(self, tracked: _Tracked, job: QueuedJob) -> None:
+        """The worker running the job was lost (a cluster node went down): say so; it waits again."""
+        tracked.started = None
+        self._spawn(self.storage.jobs.mark_queued(tracked.record.id))
+        position = self.queue.position(tracked.record.id)
+        place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
+        text = f"⚠️ The GPU worker running this job was lost; it starts again on another one ({place})."
+        self._spawn(self._show(tracked, text))
 
     def _progress(self, tracked: _Tracked, progress: Progress) -> None:
         if progress.preview_png is not None:
@@ -715,6 +725,8 @@ def _permanent_delivery_failure(error: BaseException) -> str | None:
 
 def _failure_text(error: BaseException) -> str:
     name = type(error).__name__
+    if isinstance(error, WorkerLost):
+        return "⚠️ The GPU workers were lost while running this job too many times; it was stopped."
     if "OutOfMemory" in name or "out of memory" in str(error).lower():
         return "⚠️ The GPU ran out of memory on this job. Try a smaller size or fewer images."
     return "⚠️ Something went wrong while generating this image; the owner can find details in the log."

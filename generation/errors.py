@@ -30,3 +30,11 @@ class QueueFull(Exception):
         super().__init__(message)
         self.pending_for_user = pending_for_user
         self.limit = limit
+
+
+class WorkerLost(Exception):
+    """The worker running a job went away (process killed, out of host memory, node lost).
+
+    Not the job's fault: the queue puts the job back in front of the line for another worker
+    (up to its ``max_worker_losses``), and drops the lost worker.
+    """

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, QueueFull
+from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, QueueFull, WorkerLost
 from rules.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,12 @@ class QueuedJob:
     device: str | None = None
     #: Index of the worker (engine) that ran the job.
     worker: int | None = None
+    #: The model the job needs (None: whichever the workers have); workers that have it loaded go first.
+    model: str | None = None
+    #: Called on the event loop when the job's worker was lost mid-job and the job is back in the queue.
+    on_requeue: Callable[[QueuedJob], None] | None = None
+    #: How many workers were lost while running this job.
+    worker_losses: int = 0
     _stop: JobStopped | None = None
     _deadline: float | None = None
     _last_preview: float = 0.0
@@ -117,10 +123,18 @@ class JobQueue:
         max_batch_images: int = 1,
         preview_interval_s: float | None = None,
         max_attempts: int = 3,
+        max_worker_losses: int = 3,
+        allow_no_workers: bool = False,
     ) -> None:
-        if not engines:
+        if not engines and not allow_no_workers:
             raise ValueError("the queue needs at least one engine")
-        self._engines = list(engines)
+        #: The live workers' engines by worker index; workers join and leave (see :meth:`add_engine`).
+        self._engines: dict[int, Engine] = dict(enumerate(engines))
+        self._next_index = len(self._engines)
+        #: Workers waiting for a job now (placement asks whether a better-placed one is free).
+        self._idle: set[int] = set()
+        #: A job whose worker was lost this many times fails instead of going back in the queue.
+        self.max_worker_losses = max_worker_losses
         self.max_pending_per_user = max_pending_per_user
         self.max_pending_total = max_pending_total
         self.job_timeout_s = job_timeout_s
@@ -143,6 +157,8 @@ class JobQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Seconds per denoising step per image, smoothed over recent steps (for ETAs).
         self._step_seconds: float | None = None
+        #: The same per worker (a cluster's GPUs differ).
+        self._worker_step_seconds: dict[int, float] = {}
         #: Until when (time.monotonic) the workers hold back: see :meth:`hold`.
         self._hold_until = 0.0
         #: Called on the event loop whenever jobs start or leave (to refresh places in the queue).
@@ -151,12 +167,38 @@ class JobQueue:
     @property
     def engines(self) -> tuple[Engine, ...]:
         """The engines (one per device) the workers run on."""
-        return tuple(self._engines)
+        with self._cond:
+            return tuple(self._engines.values())
 
     @property
     def workers(self) -> int:
-        """How many engines (devices) run jobs side by side."""
+        """How many engines (devices) run jobs side by side; 0 while waiting for workers."""
         return len(self._engines)
+
+    def add_engine(self, engine: Engine) -> int:
+        """A worker joins (a cluster node came up, say): it takes jobs at once. Returns its index."""
+        with self._cond:
+            index = self._next_index
+            self._next_index += 1
+            self._engines[index] = engine
+        if self._loop is not None and not self._closing:
+            self._start_worker(index, engine)
+        self._changed()
+        return index
+
+    def remove_engine(self, engine: Engine) -> bool:
+        """A worker leaves: it takes no new job (one it runs ends as it would). False if unknown."""
+        with self._cond:
+            for index, known in list(self._engines.items()):
+                if known is engine:
+                    del self._engines[index]
+                    self._worker_step_seconds.pop(index, None)
+                    self._cond.notify_all()
+                    break
+            else:
+                return False
+        self._changed()
+        return True
 
     # -- the event-loop side -------------------------------------------------------------------
 
@@ -169,12 +211,16 @@ class JobQueue:
         """
         self._loop = asyncio.get_running_loop()
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
-        for index, engine in enumerate(self._engines):
-            thread = threading.Thread(
-                target=self._work, args=(index, engine), name=f"gpu-worker-{index}-{engine.device}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        for index, engine in list(self._engines.items()):
+            self._start_worker(index, engine)
+
+    def _start_worker(self, index: int, engine: Engine) -> None:
+        thread = threading.Thread(
+            target=self._work, args=(index, engine), name=f"gpu-worker-{index}-{engine.device}", daemon=True
+        )
+        thread.start()
+        self._threads = [known for known in self._threads if known.is_alive()]
+        self._threads.append(thread)
 
     def hold(self, seconds: float) -> None:
         """Let the event loop go first for a moment: no job starts, and running ones pause between steps.
@@ -295,20 +341,40 @@ class JobQueue:
         return None
 
     def estimate_wait_s(self, job_id: int) -> float | None:
-        """Seconds until the job starts, from recently measured step times; None before any measure."""
-        if self._step_seconds is None:
-            return None
-        per_step = self._step_seconds
+        """Seconds until the job starts, from recently measured step times; None before any measure.
+
+        Each worker counts at its own speed (measured, else what it reported when it joined), so
+        a queue over a fast and a slow GPU promises what the pair delivers. None while there are
+        no workers.
+        """
         with self._cond:
+            speeds = {index: self._seconds_per_step_locked(index) for index in self._engines}
+            known = {index: s for index, s in speeds.items() if s is not None}
+            if self._step_seconds is None and len(known) < len(speeds):
+                return None
+            fallback = self._step_seconds or max(known.values(), default=1.0)
+            per_worker = {index: s if s is not None else fallback for index, s in speeds.items()}
+            if not per_worker:
+                return None
+            image_steps_per_s = sum(1.0 / max(s, 1e-9) for s in per_worker.values())
             ahead = 0.0
             for job in self._running.values():
+                per_step = per_worker.get(job.worker if job.worker is not None else -1, fallback)
                 done = (time.monotonic() - (job.started_at or time.monotonic())) / per_step / job.request.count
                 ahead += max(job.request.steps - done, 0) * job.request.count
             for job in self._order_locked():
                 if job.job_id == job_id:
-                    return ahead * per_step / self.workers
+                    return ahead / image_steps_per_s
                 ahead += job.request.steps * job.request.count
         return None
+
+    def _seconds_per_step_locked(self, index: int) -> float | None:
+        """A worker's seconds per image step: measured, else reported by its engine, else unknown."""
+        measured = self._worker_step_seconds.get(index)
+        if measured is not None:
+            return measured
+        reported = getattr(self._engines.get(index), "step_seconds", None)
+        return float(reported) if isinstance(reported, int | float) and reported > 0 else None
 
     def running(self) -> list[QueuedJob]:
         """Jobs on a GPU now."""
@@ -365,26 +431,36 @@ class JobQueue:
 
     # -- the worker side -----------------------------------------------------------------------
 
-    def _take(self) -> list[QueuedJob]:
-        """Block until there is work; return the next job plus compatible ones to batch with it."""
+    def _take(self, index: int = 0) -> list[QueuedJob]:
+        """Block until there is work; return the next job plus compatible ones to batch with it.
+
+        Returns no jobs when the queue closes or this worker was removed.
+        """
         with self._cond:
-            while True:
-                while not self._pending and not self._closing:
+            self._idle.add(index)
+            try:
+                while True:
+                    while not self._pending and not self._closing and index in self._engines:
+                        self._cond.wait()
+                    self._wait_for_hold_locked()
+                    if self._closing or index not in self._engines:
+                        return []
+                    if not self._pending:  # a cancel emptied it during the hold
+                        continue
+                    first = self._choose_locked(index)
+                    if first is not None:
+                        break
+                    self._cond.notify_all()  # a free worker with the model loaded takes it
                     self._cond.wait()
-                self._wait_for_hold_locked()
-                if self._closing:
-                    return []
-                if self._pending:  # still there after the hold (a cancel may have emptied it)
-                    break
-            user_id = self._next_user_locked()
-            first = self._pending[user_id][0]
+            finally:
+                self._idle.discard(index)
             self._remove_pending(first)
             batch = [first]
             images = first.request.count
             if first.init_image is None and first.request.kind == "txt2img":
                 key = first.request.batch_key()
                 for candidate in self._order_locked():
-                    if images + candidate.request.count > self.max_batch_images:
+                    if images + candidate.request.count > self.max_batch_images or candidate.model != first.model:
                         continue
                     if candidate.request.kind == "txt2img" and candidate.request.batch_key() == key:
                         self._remove_pending(candidate)
@@ -395,6 +471,54 @@ class JobQueue:
                 self._batches[job.job_id] = batch
                 self._served[job.user_id] = self._served.get(job.user_id, 0) + 1
             return batch
+
+    def _has_model(self, index: int, model: str | None) -> bool:
+        """Whether a worker has this model loaded (an engine that does not say serves any)."""
+        if model is None:
+            return True
+        loaded = getattr(self._engines.get(index), "loaded_models", None)
+        return loaded is None or model in loaded
+
+    def _choose_locked(self, index: int) -> QueuedJob | None:
+        """The job this worker takes: the fairest one it has the model for, else the fairest one.
+
+        A job whose model this worker would have to load is left (None) while another free worker
+        has that model loaded. With one model every worker has it, so this is the fair order.
+        """
+        head = self._pending[self._next_user_locked()][0]
+        if self._has_model(index, head.model):
+            return head
+        for job in self._order_locked():
+            if self._has_model(index, job.model):
+                return job
+        if any(other != index and self._has_model(other, head.model) for other in self._idle):
+            return None
+        return head
+
+    def _requeue_locked(self, batch: list[QueuedJob], error: WorkerLost) -> None:
+        """The worker running ``batch`` was lost: its jobs go back to the front of their users' lines.
+
+        The turn they took is given back, so the order is as if they had not started. A job
+        cancelled meanwhile ends cancelled; one that lost ``max_worker_losses`` workers fails.
+        """
+        for job in reversed(batch):
+            self._running.pop(job.job_id, None)
+            self._batches.pop(job.job_id, None)
+            job.worker_losses += 1
+            if job._stop is not None:
+                self._resolve(job, exception=job._stop)
+                continue
+            if job.worker_losses >= self.max_worker_losses:
+                self._resolve(job, exception=WorkerLost(f"{error} ({job.worker_losses} workers lost on this job)"))
+                continue
+            job.started_at = job.device = job.worker = job._deadline = None
+            job._last_preview = 0.0
+            self._served[job.user_id] = max(self._served.get(job.user_id, 0) - 1, 0)
+            if job.user_id not in self._pending:
+                self._arrival[job.user_id] = min(self._arrival.values(), default=1) - 1
+            self._pending.setdefault(job.user_id, collections.deque()).appendleft(job)
+            self._call_on_loop(job.on_requeue, job)
+        self._cond.notify_all()
 
     def _remove_pending(self, job: QueuedJob) -> None:
         jobs = self._pending[job.user_id]
@@ -407,11 +531,12 @@ class JobQueue:
 
     def _work(self, index: int, engine: Engine) -> None:
         while True:
-            batch = self._take()
+            batch = self._take(index)
             if not batch:
                 return
+            lost = False
             try:
-                self._run(index, engine, batch)
+                lost = not self._run(index, engine, batch)
             finally:
                 with self._cond:
                     for job in batch:
@@ -420,8 +545,12 @@ class JobQueue:
                     if not self._pending and not self._running:
                         self._served.clear()  # the busy period is over
                 self._changed()
+            if lost:
+                self.remove_engine(engine)
+                return
 
-    def _run(self, index: int, engine: Engine, batch: list[QueuedJob]) -> None:
+    def _run(self, index: int, engine: Engine, batch: list[QueuedJob]) -> bool:
+        """Run a batch on this worker's engine and settle its jobs; False if the worker was lost."""
         started = time.monotonic()
         for job in batch:
             job.started_at = started
@@ -441,7 +570,7 @@ class JobQueue:
                     self._wait_for_hold_locked()
                 last_step = time.monotonic()  # the pause is not step time
             now = time.monotonic()
-            self._measure(now - last_step, images_in_batch)
+            self._measure(index, now - last_step, images_in_batch)
             last_step = now
             self._report(engine, batch, step, total, latents)
 
@@ -456,6 +585,12 @@ class JobQueue:
                 on_step=on_step,
                 should_stop=should_stop,
             )
+        except WorkerLost as lost:
+            log.warning("worker %d (%s) lost running job(s) %s: %s", index, engine.device,
+                        [job.job_id for job in batch], lost)
+            with self._cond:
+                self._requeue_locked(batch, lost)
+            return False
         except JobStopped as stopped:
             for job in batch:
                 self._resolve(job, exception=job.stop_reason() or stopped)
@@ -474,11 +609,14 @@ class JobQueue:
                     self._resolve(job, exception=stop)
                 else:
                     self._resolve(job, result=images)
+        return True
 
-    def _measure(self, seconds: float, images: int) -> None:
+    def _measure(self, index: int, seconds: float, images: int) -> None:
         per_image = seconds / max(images, 1)
         previous = self._step_seconds
         self._step_seconds = per_image if previous is None else 0.8 * previous + 0.2 * per_image
+        mine = self._worker_step_seconds.get(index)
+        self._worker_step_seconds[index] = per_image if mine is None else 0.8 * mine + 0.2 * per_image
 
     def _report(self, engine: Engine, batch: list[QueuedJob], step: int, total: int, latents: Any) -> None:
         now = time.monotonic()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from generation.engine import DiffusionEngine
 from generation.performance import PerformanceOptions
-from generation.queue import JobQueue
+from generation.queue import Engine, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def load_engines(
 
 
 def build_queue(
-    engines: Sequence[DiffusionEngine],
+    engines: Sequence[Engine],
     *,
     max_pending_per_user: int,
     max_pending_total: int,
@@ -43,8 +43,13 @@ def build_queue(
     max_batch_images: int,
     preview_interval_s: float,
     max_attempts: int = 3,
+    max_worker_losses: int = 3,
+    allow_no_workers: bool = False,
 ) -> JobQueue:
-    """The job queue over these engines, with the configured caps, timeout, batching and previews."""
+    """The job queue over these engines, with the configured caps, timeout, batching and previews.
+
+    ``allow_no_workers``: the engines come later (:meth:`JobQueue.add_engine`, a cluster's workers).
+    """
     return JobQueue(
         engines,
         max_pending_per_user=max_pending_per_user,
@@ -53,4 +58,6 @@ def build_queue(
         max_batch_images=max_batch_images,
         preview_interval_s=preview_interval_s or None,
         max_attempts=max_attempts,
+        max_worker_losses=max_worker_losses,
+        allow_no_workers=allow_no_workers,
     )
