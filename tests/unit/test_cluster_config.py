@@ -40,7 +40,7 @@ def test_a_ray_cluster_with_cpu_workers() -> None:
         ({"num_gpus": -1}, "cluster.num_gpus", "greater than or equal to 0"),
         ({"num_gpus": "1"}, "cluster.num_gpus", "valid number"),
         ({"address": "http://head"}, "cluster.address", "ray://host:port"),
-        ({"colour": "red"}, "cluster.colour", "unknown setting (known: address, backend"),
+        ({"colour": "red"}, "cluster.colour", "unknown setting (known: backend, address"),
         ({"backend": "ray", "num_gpus": 0}, "cluster", 'workers = "auto" counts GPUs'),
         ({"max_worker_losses": 0}, "cluster.max_worker_losses", "greater than or equal to 1"),
     ],
