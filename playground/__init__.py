@@ -6,6 +6,7 @@ See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :cla
 (:mod:`playground.app`) runs the whole bot against it.
 """
 
+from .faults import Faults, RestFault
 from .interactions import CommandUsageError
 from .ratelimit import Limit, RateLimits
 from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
@@ -20,7 +21,9 @@ __all__ = [
     "EmuAttachment",
     "EmuInteraction",
     "EmuMessage",
+    "Faults",
     "Limit",
     "RateLimits",
+    "RestFault",
     "RestRequest",
 ]

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .faults import Faults
 from .gateway import (
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGE_REACTIONS,
@@ -76,6 +77,8 @@ class DiscordEmulator:
         self.interactions_by_token: dict[str, EmuInteraction] = {}
         self.registered_commands: dict[int | None, list[dict[str, Any]]] = {}
         self.rate_limits = rate_limits
+        #: Deliberate faults a test arms (see :mod:`playground.faults`); none by default.
+        self.faults = Faults()
         #: Called (synchronously) on every state change, after the waiters are woken: the page's feed.
         self.listeners: list[Callable[[], None]] = []
         self._changed_event = asyncio.Event()
@@ -273,6 +276,14 @@ class DiscordEmulator:
         """Every interaction so far expires: webhook calls with their tokens get 401 / 50027."""
         for inter in self.interactions:
             inter.expired = True
+
+    async def delete_message_as(self, message_id: int, *, user_id: int | None = None) -> None:
+        """Someone (a moderator, or the author) deletes a message in Discord's client: MESSAGE_DELETE."""
+        message = self.world.messages.get(message_id)
+        if message is None or message.deleted:
+            raise LookupError(f"no message {message_id} to delete")
+        await self._handlers.store.delete(message)
+        self.changed()
 
     async def disconnect_gateway(self, resume: bool = True) -> None:
         """Drop the bot's socket (4000) so it RESUMEs; ``resume=False`` forces a fresh IDENTIFY."""
@@ -488,6 +499,11 @@ class DiscordEmulator:
         attachment = self.world.attachments.get(int(request.match_info["attachment_id"]))
         if attachment is None or attachment.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        fault = self.faults.attachments.get(attachment.filename)
+        if fault == "404":
+            return web.Response(status=404, text="Not Found")
+        if fault == "stall":
+            await self.faults.stall()
         return web.Response(body=attachment.data, content_type=attachment.content_type)
 
     async def _unknown(self, request: web.Request) -> web.Response:
