@@ -87,6 +87,8 @@ class Faults:
     attachments: dict[str, str] = field(default_factory=dict)
     #: (fault id, method, route template, status) for every request a fault answered, in order.
     fired: list[tuple[int, str, str, int]] = field(default_factory=list)
+    #: How long a stalled attachment download is held.
+    stall_s: float = 15.0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- arming ----------------------------------------------------------------------------------
@@ -152,5 +154,5 @@ class Faults:
         return None
 
     async def stall(self) -> None:
-        """Hold a stalled download (until the client gives up and closes the connection)."""
-        await asyncio.sleep(3600)
+        """Hold a stalled download for ``stall_s`` (or until the client gives up), then answer 504."""
+        await asyncio.sleep(self.stall_s)

@@ -504,6 +504,7 @@ class DiscordEmulator:
             return web.Response(status=404, text="Not Found")
         if fault == "stall":
             await self.faults.stall()
+            return web.Response(status=504, text="Gateway Timeout")
         return web.Response(body=attachment.data, content_type=attachment.content_type)
 
     async def _unknown(self, request: web.Request) -> web.Response:
