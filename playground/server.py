@@ -239,6 +239,15 @@ class DiscordEmulator:
             task.add_done_callback(lambda t: t.exception())
         return user.id
 
+    def add_guild(self, name: str) -> tuple[int, int]:
+        """Another guild the bot is in (before it connects), with a #general: returns (guild id, channel id).
+
+        Every member is in every guild; commands run in its channel are that guild's interactions.
+        """
+        if self.gateway.session is not None:
+            raise RuntimeError("add guilds before the bot connects")
+        return self.world.add_guild(name)
+
     def set_upload_limit(self, limit: int) -> None:
         """Largest total multipart upload accepted; larger ones get 413 / 40005 like Discord."""
         self.upload_limit = int(limit)
@@ -291,8 +300,9 @@ class DiscordEmulator:
 
     # -- acting as users -------------------------------------------------------------------------
 
-    def _find_command(self, name: str) -> dict[str, Any]:
-        for scope in (self.guild_id, None):
+    def _find_command(self, name: str, channel_id: int | None = None) -> dict[str, Any]:
+        guild = self.guild_id if channel_id is None else self.world.guild_of(channel_id)
+        for scope in (guild, None):
             for command in self.registered_commands.get(scope, []):
                 if command["name"] == name and command.get("type", 1) == 1:
                     return command
@@ -376,7 +386,7 @@ class DiscordEmulator:
         self._require_bot()
         self._require_user(user_id)
         channel = self.channel_id if channel_id is None else channel_id
-        command = self._find_command(name)
+        command = self._find_command(name, channel)
         data, _ = build_command_data(
             self.world,
             command,
@@ -406,7 +416,7 @@ class DiscordEmulator:
         self._require_bot()
         self._require_user(user_id)
         channel = self.channel_id if channel_id is None else channel_id
-        command = self._find_command(name)
+        command = self._find_command(name, channel)
         data, _ = build_command_data(
             self.world,
             command,
@@ -470,7 +480,7 @@ class DiscordEmulator:
             "user_id": str(user_id),
             "channel_id": str(message.channel_id),
             "message_id": str(message.id),
-            "guild_id": str(self.guild_id),
+            "guild_id": str(self.world.guild_of(message.channel_id)),
             "emoji": emoji_json(emoji),
             "burst": False,
             "type": 0,

@@ -178,8 +178,9 @@ async def test_bot_lacks_attach_files(emulator: DiscordEmulator, running_bot: Ru
     record_reliability("fault", "bot lacks Attach Files (403 / 50013)", 1, "xfail: silent requeue (defect 5)")
     await emulator.wait_for(lambda: fault.fired >= 1, 30)
     await emulator.wait_for(lambda: rows(db, "SELECT status FROM jobs WHERE id = 2") == [("failed",)], 10)
-    notes = [m for m in emulator.messages() if "permission" in (m.content or "").lower()]
-    assert len(notes) == 1
+    said = [m for m in emulator.messages() if "permission" in (m.content or "").lower()]
+    assert len(said) == 1
+    record_reliability("fault", "bot lacks Attach Files (403 / 50013)", 1, "job failed, one clear message")
 
 
 async def test_attachment_404(emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path) -> None:
@@ -205,6 +206,7 @@ async def test_attachment_stalls(emulator: DiscordEmulator, running_bot: Running
     )
     await emulator.wait_for(lambda: notes(emulator, "couldn't download"), 10)
     assert inter.responded_at is not None
+    record_reliability("fault", "attachment URL stalls", 1, "one clear message, no job")
 
 
 @pytest.mark.xfail(strict=True, reason="defect 5 (part B, job_runner delivery): a failed image write puts the job "
@@ -223,6 +225,7 @@ async def test_disk_full_while_writing_an_image(
     db = tmp_path / "bot.sqlite3"
     await emulator.wait_for(lambda: rows(db, "SELECT status FROM jobs WHERE id = 1") == [("failed",)], 20)
     await emulator.wait_for(lambda: inter.original is not None and "⚠️" in (inter.original.content or ""), 5)
+    record_reliability("fault", "image folder unwritable while writing an image", 1, "job failed, one clear message")
 
 
 async def test_database_locked_by_another_process(
