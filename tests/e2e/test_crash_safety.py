@@ -47,6 +47,7 @@ async def test_sigkill_at_random_moments_loses_nothing(
     pending = [f"request {n}" for n in range(REQUESTS)]  # prompts not yet recorded by the bot
     sent: dict[str, list[EmuInteraction]] = {}
     kills = 0
+    moments: list[str] = []  # the jobs' states at each kill
     process: asyncio.subprocess.Process | None = None
     try:
         for run in range(KILLS + 1):
@@ -72,6 +73,8 @@ async def test_sigkill_at_random_moments_loses_nothing(
             if last:
                 break
             await asyncio.sleep(rng.uniform(0.2, 3.0))
+            moments.append(", ".join(f"{n} {status}" for status, n in
+                                     rows(db, "SELECT status, count(*) FROM jobs GROUP BY status")) or "no job yet")
             process.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGKILL
             kills += 1
@@ -107,7 +110,7 @@ async def test_sigkill_at_random_moments_loses_nothing(
     resent = sum(len(inters) - 1 for inters in sent.values())
     record_reliability("crash", f"SIGKILL at seeded random moments (seed {SEED}), restart each time", kills,
                        f"{REQUESTS} requests from {MEMBERS} members, each done once; {resent} never-acknowledged "
-                       "requests sent again by their member")
+                       f"requests sent again by their member; jobs at the kills: {' / '.join(moments)}")
     record_reliability("crash", "requests lost after the kills", REQUESTS, "0")
     record_reliability("crash", "results posted twice", REQUESTS, "0")
     record_reliability("crash", "PRAGMA integrity_check, image files vs rows (hash), orphan files", 1,

@@ -274,6 +274,13 @@ async def test_hostile_input_end_to_end(emulator: DiscordEmulator, running_bot: 
     )
     answered = [inter for inter in sent if inter.responded_at is not None]
     assert len(answered) == len(sent)
+    # Each one became a job, or got a message saying why not.
+    queued = {token for (token,) in rows(db, "SELECT interaction_token FROM jobs")}
+    for inter in sent:
+        if inter.token in queued:
+            continue
+        said = [m.content for m in emulator.world.messages.values() if m.interaction_id == inter.id and m.content]
+        assert said and all(len(text) <= 2000 for text in said), inter
     # The bot still works after all of it.
     await emulator.send_slash_command("imagine", {"prompt": "still alive", "count": 1}, user_id=members[0])
     await emulator.wait_for(lambda: rows(db, "SELECT status FROM jobs ORDER BY id DESC LIMIT 1") == [("done",)], 60)
