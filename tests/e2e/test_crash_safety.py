@@ -25,6 +25,8 @@ SEED = 20261130
 REQUESTS = 20
 KILLS = 5
 MEMBERS = 4
+#: Enough steps that a kill often lands mid-generation (about a second a job on a shared 2-core CPU).
+STEPS = 25
 
 
 def posted(emu: DiscordEmulator) -> dict[int, int]:
@@ -66,13 +68,18 @@ async def test_sigkill_at_random_moments_loses_nothing(
             for prompt in batch:
                 user = members[int(prompt.split()[-1]) % MEMBERS]
                 inter = await emulator.send_slash_command(
-                    "imagine", {"prompt": prompt, "count": 1}, user_id=user, ack_timeout=None
+                    "imagine", {"prompt": prompt, "count": 1, "steps": STEPS}, user_id=user, ack_timeout=None
                 )
                 sent.setdefault(prompt, []).append(inter)
                 await asyncio.sleep(rng.uniform(0.0, 0.3))
             if last:
                 break
-            await asyncio.sleep(rng.uniform(0.2, 3.0))
+            # A seeded moment once the bot is working: while it generates, posts or moves to the next job.
+            with contextlib.suppress(TimeoutError):
+                await emulator.wait_for(
+                    lambda: rows(db, "SELECT count(*) FROM jobs WHERE status = 'running'") != [(0,)], timeout=60
+                )
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
             moments.append(", ".join(f"{n} {status}" for status, n in
                                      rows(db, "SELECT status, count(*) FROM jobs GROUP BY status")) or "no job yet")
             process.send_signal(signal.SIGKILL)

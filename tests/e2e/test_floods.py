@@ -20,7 +20,7 @@ from tests.harness import rows, settings_for, start_bot
 from tests.reliability import record_reliability
 
 CAP = 3
-SLOW = {"steps": 12, "width": 64, "height": 64, "count": 1}
+SLOW = {"steps": 6, "width": 64, "height": 64, "count": 1}
 
 
 def percentile(values: list[float], q: float) -> float:
