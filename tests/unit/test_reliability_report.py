@@ -26,7 +26,7 @@ def test_records_round_trip_and_the_report_is_deterministic(tmp_path: Path, monk
     assert "| prompts | 400 | ok: 0 crashes |" in report and "| 300 |" not in report
     assert "HTTP 502 \\| upload" in report
     assert "Kills survived: 5; requests lost: 0" in report
-    assert "Hostile-input cases tried: 400" in report and "p99 20 ms" in report
+    assert "Hostile-input cases tried: 400" in report and "burst: p50 10 ms, p99 20 ms" in report
     assert report.index("## Faults") < report.index("## Crash") < report.index("## Hostile") < report.index("## Floods")
 
 
