@@ -2,10 +2,13 @@
 
 See :class:`DiscordEmulator`; the records it keeps are :class:`EmuMessage`, :class:`EmuAttachment`,
 :class:`EmuInteraction` and :class:`RestRequest`. Discord's REST rate limits are opt-in
-(:class:`RateLimits`). The browser page is :mod:`playground.web`, and ``run_bot.py --playground``
+(:class:`RateLimits`); deliberate faults (429s, 5xx, missing permissions, broken attachments) are
+armed on ``emu.faults`` (:mod:`playground.faults`), and ``emu.add_guild`` puts the bot in more guilds.
+The browser page is :mod:`playground.web`, and ``run_bot.py --playground``
 (:mod:`playground.app`) runs the whole bot against it.
 """
 
+from .faults import Faults, RestFault
 from .interactions import CommandUsageError
 from .ratelimit import Limit, RateLimits
 from .records import EmuAttachment, EmuInteraction, EmuMessage, RestRequest
@@ -20,7 +23,9 @@ __all__ = [
     "EmuAttachment",
     "EmuInteraction",
     "EmuMessage",
+    "Faults",
     "Limit",
     "RateLimits",
+    "RestFault",
     "RestRequest",
 ]

@@ -164,7 +164,7 @@ class Gateway:
             {
                 "v": 10,
                 "user": {**bot.to_json(), "verified": True, "mfa_enabled": False, "email": None},
-                "guilds": [{"id": str(world.guild_id), "unavailable": True}],
+                "guilds": [{"id": str(gid), "unavailable": True} for gid in world.guild_ids],
                 "session_id": session.id,
                 "session_type": "normal",
                 "resume_gateway_url": self._resume_url(),
@@ -178,8 +178,9 @@ class Gateway:
                 "geo_ordered_rtc_regions": [],
             },
         )
-        guild = world.guild_json(include_all_members=bool(intents & INTENT_GUILD_MEMBERS))
-        await self._send_dispatch(session, "GUILD_CREATE", guild)
+        for gid in world.guild_ids:
+            guild = world.guild_json(include_all_members=bool(intents & INTENT_GUILD_MEMBERS), guild_id=gid)
+            await self._send_dispatch(session, "GUILD_CREATE", guild)
         session.ready = True
         self._changed()
 

@@ -234,7 +234,7 @@ class MessageStore:
                 {
                     "id": str(message.id),
                     "channel_id": str(message.channel_id),
-                    "guild_id": str(emu.world.guild_id),
+                    "guild_id": str(emu.world.guild_of(message.channel_id)),
                 },
                 intent=INTENT_GUILD_MESSAGES,
             )
@@ -343,7 +343,7 @@ class Handlers:
     async def get_member(self, call: ApiCall) -> web.Response:
         world = self.emu.world
         user_id = call.snowflake("user_id")
-        if call.snowflake("guild_id") != world.guild_id or user_id not in world.users:
+        if call.snowflake("guild_id") not in world.guild_ids or user_id not in world.users:
             raise DiscordError(404, 10007, "Unknown Member")
         return json_response(world.member_json(user_id))
 
@@ -383,9 +383,10 @@ class Handlers:
         if call.snowflake("application_id") != world.application_id:
             raise DiscordError(403, 50001, "Missing Access", problem=f"{call.template}: wrong application id")
         if "guild_id" in call.params:
-            if call.snowflake("guild_id") != world.guild_id:
+            guild_id = call.snowflake("guild_id")
+            if guild_id not in world.guild_ids:
                 raise DiscordError(403, 50001, "Missing Access", problem=f"{call.template}: unknown guild")
-            return world.guild_id
+            return guild_id
         return None
 
     def _command_json(self, body: dict[str, Any], guild_id: int | None, old: dict[str, Any] | None) -> dict[str, Any]:
@@ -699,7 +700,7 @@ class Handlers:
         base = {
             "channel_id": str(message.channel_id),
             "message_id": str(message.id),
-            "guild_id": str(emu.world.guild_id),
+            "guild_id": str(emu.world.guild_of(message.channel_id)),
         }
         if emojis:
             message.reactions.pop(emojis[0], None)

@@ -191,23 +191,24 @@ def interaction_payload(
 ) -> dict[str, Any]:
     """A full INTERACTION_CREATE ``d`` for a guild interaction."""
     channel = world.channel_json(channel_id)
+    guild_id = world.guild_of(channel_id)
     payload: dict[str, Any] = {
         "id": str(interaction_id),
         "application_id": str(world.application_id),
         "type": type,
         "data": data,
-        "guild_id": str(world.guild_id),
-        "guild": {"id": str(world.guild_id), "locale": "en-US", "features": []},
+        "guild_id": str(guild_id),
+        "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
         "channel_id": str(channel_id),
         "channel": channel,
-        "member": world.member_json(user_id, with_permissions=True),
+        "member": world.member_json(user_id, with_permissions=True, guild_id=guild_id),
         "token": token,
         "version": 1,
         "app_permissions": str(world.permissions(world.bot_user_id)),
         "locale": "en-US",
         "guild_locale": "en-US",
         "entitlements": [],
-        "authorizing_integration_owners": {"0": str(world.guild_id)},
+        "authorizing_integration_owners": {"0": str(guild_id)},
         "context": 0,
         "attachment_size_limit": upload_limit,
     }

@@ -7,6 +7,7 @@ Anything a well-behaved bot should never cause is recorded in ``emu.problems``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -110,8 +111,17 @@ class RestApi:
             if match is None:
                 raise DiscordError(404, 0, "404: Not Found", problem=f"unknown route {request.method} {sub}")
             self._check_auth(request, match.template)
-            limit_headers = self._check_rate_limit(request.method, match.template, match.params)
             body, files = await self._read_body(request, match.template)
+            fault = emu.faults.take(request.method, match.template, match.params, bool(files))
+            if fault is not None:
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                raise DiscordError(
+                    fault.status, fault.code, fault.message,
+                    extra={k: v for k, v in fault.body().items() if k not in ("message", "code")},
+                    headers=fault.headers(),
+                )
+            limit_headers = self._check_rate_limit(request.method, match.template, match.params)
             record.json = body
             record.files = [(f"files[{n}]", name, data) for n, (name, data) in sorted(files.items())]
             total = sum(len(data) for _, data in files.values())

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from .faults import Faults
 from .gateway import (
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGE_REACTIONS,
@@ -76,6 +77,8 @@ class DiscordEmulator:
         self.interactions_by_token: dict[str, EmuInteraction] = {}
         self.registered_commands: dict[int | None, list[dict[str, Any]]] = {}
         self.rate_limits = rate_limits
+        #: Deliberate faults a test arms (see :mod:`playground.faults`); none by default.
+        self.faults = Faults()
         #: Called (synchronously) on every state change, after the waiters are woken: the page's feed.
         self.listeners: list[Callable[[], None]] = []
         self._changed_event = asyncio.Event()
@@ -236,6 +239,15 @@ class DiscordEmulator:
             task.add_done_callback(lambda t: t.exception())
         return user.id
 
+    def add_guild(self, name: str) -> tuple[int, int]:
+        """Another guild the bot is in (before it connects), with a #general: returns (guild id, channel id).
+
+        Every member is in every guild; commands run in its channel are that guild's interactions.
+        """
+        if self.gateway.session is not None:
+            raise RuntimeError("add guilds before the bot connects")
+        return self.world.add_guild(name)
+
     def set_upload_limit(self, limit: int) -> None:
         """Largest total multipart upload accepted; larger ones get 413 / 40005 like Discord."""
         self.upload_limit = int(limit)
@@ -274,14 +286,23 @@ class DiscordEmulator:
         for inter in self.interactions:
             inter.expired = True
 
+    async def delete_message_as(self, message_id: int, *, user_id: int | None = None) -> None:
+        """Someone (a moderator, or the author) deletes a message in Discord's client: MESSAGE_DELETE."""
+        message = self.world.messages.get(message_id)
+        if message is None or message.deleted:
+            raise LookupError(f"no message {message_id} to delete")
+        await self._handlers.store.delete(message)
+        self.changed()
+
     async def disconnect_gateway(self, resume: bool = True) -> None:
         """Drop the bot's socket (4000) so it RESUMEs; ``resume=False`` forces a fresh IDENTIFY."""
         await self.gateway.disconnect(resume=resume)
 
     # -- acting as users -------------------------------------------------------------------------
 
-    def _find_command(self, name: str) -> dict[str, Any]:
-        for scope in (self.guild_id, None):
+    def _find_command(self, name: str, channel_id: int | None = None) -> dict[str, Any]:
+        guild = self.guild_id if channel_id is None else self.world.guild_of(channel_id)
+        for scope in (guild, None):
             for command in self.registered_commands.get(scope, []):
                 if command["name"] == name and command.get("type", 1) == 1:
                     return command
@@ -365,7 +386,7 @@ class DiscordEmulator:
         self._require_bot()
         self._require_user(user_id)
         channel = self.channel_id if channel_id is None else channel_id
-        command = self._find_command(name)
+        command = self._find_command(name, channel)
         data, _ = build_command_data(
             self.world,
             command,
@@ -395,7 +416,7 @@ class DiscordEmulator:
         self._require_bot()
         self._require_user(user_id)
         channel = self.channel_id if channel_id is None else channel_id
-        command = self._find_command(name)
+        command = self._find_command(name, channel)
         data, _ = build_command_data(
             self.world,
             command,
@@ -459,7 +480,7 @@ class DiscordEmulator:
             "user_id": str(user_id),
             "channel_id": str(message.channel_id),
             "message_id": str(message.id),
-            "guild_id": str(self.guild_id),
+            "guild_id": str(self.world.guild_of(message.channel_id)),
             "emoji": emoji_json(emoji),
             "burst": False,
             "type": 0,
@@ -488,6 +509,12 @@ class DiscordEmulator:
         attachment = self.world.attachments.get(int(request.match_info["attachment_id"]))
         if attachment is None or attachment.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        fault = self.faults.attachments.get(attachment.filename)
+        if fault == "404":
+            return web.Response(status=404, text="Not Found")
+        if fault == "stall":
+            await self.faults.stall()
+            return web.Response(status=504, text="Gateway Timeout")
         return web.Response(body=attachment.data, content_type=attachment.content_type)
 
     async def _unknown(self, request: web.Request) -> web.Response:

@@ -93,6 +93,8 @@ class Role:
     position: int
     managed: bool = False
     bot_id: int | None = None
+    #: The guild the role belongs to (None: the main guild).
+    guild_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -121,6 +123,8 @@ class Channel:
     position: int
     nsfw: bool = False
     type: int = 0
+    #: The guild the channel belongs to (None: the main guild).
+    guild_id: int | None = None
 
     def to_json(self, guild_id: int) -> dict[str, Any]:
         return {
@@ -188,6 +192,8 @@ class World:
         self.messages: dict[int, EmuMessage] = {}
         self.attachments: dict[int, EmuAttachment] = {}
         self._channel_positions = itertools.count()
+        #: More guilds the bot is in (id -> name), each with its own channel; see :meth:`add_guild`.
+        self.extra_guilds: dict[int, str] = {}
 
         self.roles[self.guild_id] = Role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0)
         self.moderator_role_id = self.snowflake()
@@ -203,10 +209,31 @@ class World:
 
     # -- model changes ---------------------------------------------------------------------------
 
-    def add_channel(self, name: str, *, nsfw: bool = False) -> int:
+    def add_channel(self, name: str, *, nsfw: bool = False, guild_id: int | None = None) -> int:
         channel_id = self.snowflake()
-        self.channels[channel_id] = Channel(channel_id, name, next(self._channel_positions), nsfw=nsfw)
+        guild = None if guild_id == self.guild_id else guild_id
+        self.channels[channel_id] = Channel(channel_id, name, next(self._channel_positions), nsfw=nsfw, guild_id=guild)
         return channel_id
+
+    def add_guild(self, name: str) -> tuple[int, int]:
+        """Another guild the bot is in, with an @everyone role and a #general; returns (guild id, channel id).
+
+        Every member is in every guild; the moderator role exists in the main guild only.
+        """
+        guild_id = self.snowflake()
+        self.extra_guilds[guild_id] = name
+        self.roles[guild_id] = Role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0, guild_id=guild_id)
+        return guild_id, self.add_channel("general", guild_id=guild_id)
+
+    @property
+    def guild_ids(self) -> list[int]:
+        """Every guild the bot is in, the main one first."""
+        return [self.guild_id, *self.extra_guilds]
+
+    def guild_of(self, channel_id: int) -> int:
+        """The guild a channel belongs to (the main guild for unknown channels)."""
+        channel = self.channels.get(channel_id)
+        return channel.guild_id if channel is not None and channel.guild_id is not None else self.guild_id
 
     def add_user(self, username: str, *, moderator: bool = False) -> User:
         user = User(self.snowflake(), username, role_ids=[self.moderator_role_id] if moderator else [])
@@ -246,11 +273,14 @@ class World:
 
     # -- JSON ------------------------------------------------------------------------------------
 
-    def member_json(self, user_id: int, *, with_permissions: bool = False) -> dict[str, Any]:
+    def member_json(
+        self, user_id: int, *, with_permissions: bool = False, guild_id: int | None = None
+    ) -> dict[str, Any]:
         user = self.users[user_id]
+        main = guild_id is None or guild_id == self.guild_id
         data: dict[str, Any] = {
             "user": user.to_json(),
-            "roles": [str(r) for r in user.role_ids],
+            "roles": [str(r) for r in user.role_ids] if main else [],
             "joined_at": user.joined_at,
             "premium_since": None,
             "deaf": False,
@@ -266,13 +296,15 @@ class World:
         return data
 
     def channel_json(self, channel_id: int) -> dict[str, Any]:
-        return self.channels[channel_id].to_json(self.guild_id)
+        return self.channels[channel_id].to_json(self.guild_of(channel_id))
 
-    def guild_json(self, *, include_all_members: bool) -> dict[str, Any]:
+    def guild_json(self, *, include_all_members: bool, guild_id: int | None = None) -> dict[str, Any]:
+        gid = self.guild_id if guild_id is None else guild_id
+        own = None if gid == self.guild_id else gid
         member_ids = list(self.users) if include_all_members else [self.bot_user_id]
         return {
-            "id": str(self.guild_id),
-            "name": "Emulated Art Guild",
+            "id": str(gid),
+            "name": self.extra_guilds.get(gid, "Emulated Art Guild"),
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -302,7 +334,7 @@ class World:
             "max_members": 500000,
             "max_video_channel_users": 25,
             "features": [],
-            "roles": [r.to_json() for r in self.roles.values()],
+            "roles": [r.to_json() for r in self.roles.values() if r.guild_id == own],
             "emojis": [],
             "stickers": [],
             "soundboard_sounds": [],
@@ -310,8 +342,8 @@ class World:
             "large": False,
             "unavailable": False,
             "member_count": len(self.users),
-            "members": [self.member_json(uid) for uid in member_ids],
-            "channels": [c.to_json(self.guild_id) for c in self.channels.values()],
+            "members": [self.member_json(uid, guild_id=gid) for uid in member_ids],
+            "channels": [c.to_json(gid) for c in self.channels.values() if c.guild_id == own],
             "threads": [],
             "presences": [],
             "voice_states": [],
@@ -367,7 +399,7 @@ class World:
             "flags": message.flags,
         }
         if not message.ephemeral:
-            data["guild_id"] = str(self.guild_id)
+            data["guild_id"] = str(self.guild_of(message.channel_id))
         if with_member and not message.ephemeral:
             member = self.member_json(message.author_id)
             member.pop("user")
@@ -396,7 +428,7 @@ class World:
                 "type": 0,
                 "message_id": str(message.reference_id),
                 "channel_id": str(message.channel_id),
-                "guild_id": str(self.guild_id),
+                "guild_id": str(self.guild_of(message.channel_id)),
             }
             data["referenced_message"] = self.message_json(ref) if ref and not ref.deleted else None
         return data

@@ -29,7 +29,8 @@ class ImageStore:
     """Writes image bytes under ``root`` with names derived from their SHA-256.
 
     Identical bytes land on the same file, so writing twice is harmless. Files are written to a
-    temporary name and renamed, so a crash never leaves a half-written image under a real name.
+    temporary name, fsynced and renamed (and the folder fsynced), so a crash never leaves a
+    half-written image under a real name.
     These methods block: call them from a worker thread or executor.
     """
 
@@ -53,11 +54,26 @@ class ImageStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            _fsync_dir(path.parent)
         return StoredFile(path=path, relative_path=relative, sha256=digest)
 
     def path_of(self, relative_path: str) -> Path:
         """The absolute path of a stored file."""
         return self.root / relative_path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a power cut after the rename keeps the new name)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a folder; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,138 @@
-"""Records what the reliability tests tried, for the generated ``docs/RELIABILITY.md``.
+"""What the reliability tests tried, and the generated report ``docs/RELIABILITY.md``.
 
-Tests call :func:`record_reliability` once per case class; each call appends one JSON line to the
-file named by ``RELIABILITY_LOG``, or to ``.reliability/records.jsonl`` in the repository.
+Tests call :func:`record_reliability` for every defect, fault, kill, hostile-input class and flood
+they ran; each call appends one JSON line to the file named by ``RELIABILITY_LOG``, or else to
+``.reliability/records.jsonl`` at the repository's root. ``python -m tests.reliability`` turns those
+records into ``docs/RELIABILITY.md`` (sorted, so the same records always give the same file).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_LOG = REPO / ".reliability" / "records.jsonl"
+DEFAULT_REPORT = REPO / "docs" / "RELIABILITY.md"
+
+#: Report sections in order; an area not listed here comes after them, under its own name.
+AREAS = {
+    "defect": "Defects (each with a test that failed before its fix)",
+    "fault": "Faults injected through the emulator",
+    "crash": "Crash safety (SIGKILL and restart)",
+    "hostile": "Hostile input (hypothesis)",
+    "flood": "Floods",
+}
 
 
-def _log_path() -> Path:
-    named = os.environ.get("RELIABILITY_LOG")
-    return Path(named) if named else REPO / ".reliability" / "records.jsonl"
+def log_path() -> Path:
+    """Where records go: ``RELIABILITY_LOG`` if set, else ``.reliability/records.jsonl``."""
+    configured = os.environ.get("RELIABILITY_LOG")
+    return Path(configured) if configured else DEFAULT_LOG
 
 
 def record_reliability(area: str, case: str, cases: int, outcome: str) -> None:
-    """Append one record: the area (defect, fault, flood, input...), the case, how many tried, the outcome."""
-    path = _log_path()
+    """Append one record: in ``area``, ``case`` was tried ``cases`` times with ``outcome``."""
+    path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"area": area, "case": case, "cases": cases, "outcome": outcome}, ensure_ascii=False)
+    line = json.dumps({"area": area, "case": case, "cases": int(cases), "outcome": outcome}, ensure_ascii=False)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every well-formed record in ``path`` (a missing file has none)."""
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and {"area", "case", "cases", "outcome"} <= record.keys():
+            found.append(record)
+    return found
+
+
+def _latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """One record per (area, case): the last one written (a rerun replaces an earlier run's figure)."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        latest[(str(record["area"]), str(record["case"]))] = record
+    return latest
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _totals(latest: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    def area(name: str) -> list[dict[str, Any]]:
+        return [r for (a, _), r in sorted(latest.items()) if a == name]
+
+    lines = []
+    crash = area("crash")
+    kills = sum(int(r["cases"]) for r in crash if r["case"].startswith("SIGKILL"))
+    lost = [r["outcome"] for r in crash if r["case"].startswith("requests lost")]
+    lines.append(f"- Kills survived: {kills}; requests lost: {lost[0] if lost else 'not measured'} (goal: 0)")
+    hostile = area("hostile")
+    tried = sum(int(r["cases"]) for r in hostile)
+    crashes = sum(1 for r in hostile if not str(r["outcome"]).startswith("ok"))
+    lines.append(f"- Hostile-input cases tried: {tried} in {len(hostile)} classes; classes with a crash: {crashes}"
+                 " (goal: at least 1,000 cases, 0 crashes)")
+    p99 = [f"{r['case'].removeprefix('acknowledgement latency, ')}: {r['outcome']}"
+           for r in area("flood") if r["case"].startswith("acknowledgement latency")]
+    lines.append(f"- Flood acknowledgement latency (goal: p99 < 1 s): {'; '.join(p99) if p99 else 'not measured'}")
+    faults = area("fault")
+    lines.append(f"- Faults injected: {sum(int(r['cases']) for r in faults)} in {len(faults)} kinds, "
+                 "each with its outcome below")
+    defects = area("defect")
+    lines.append(f"- Defect tests recorded: {len(defects)}")
+    return lines
+
+
+def render(records: Iterable[dict[str, Any]]) -> str:
+    """The Markdown report for ``records``: totals, then one table per area, rows sorted by case."""
+    latest = _latest(records)
+    out = [
+        "# Reliability",
+        "",
+        "Generated by the test run (`python -m tests.reliability`) from what the tests recorded; "
+        "do not edit by hand. Each row is one case a test tried: how many times, and the outcome it checked.",
+        "",
+        "## Totals",
+        "",
+        *_totals(latest),
+        "",
+    ]
+    areas = sorted({a for a, _ in latest}, key=lambda a: (a not in AREAS, list(AREAS).index(a) if a in AREAS else 0, a))
+    for name in areas:
+        out += [f"## {AREAS.get(name, name)}", "", "| Case | Cases | Outcome |", "| --- | ---: | --- |"]
+        for (area, case), record in sorted(latest.items()):
+            if area == name:
+                out.append(f"| {_cell(case)} | {int(record['cases'])} | {_cell(record['outcome'])} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the report from the records; prints where it went."""
+    parser = argparse.ArgumentParser(description="Write docs/RELIABILITY.md from the reliability records.")
+    parser.add_argument("--records", type=Path, default=None, help="records file (default: RELIABILITY_LOG or "
+                        ".reliability/records.jsonl)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_REPORT)
+    args = parser.parse_args(argv)
+    records = read_records(args.records or log_path())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render(records), encoding="utf-8")
+    print(f"{args.output}: {len(records)} records")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
