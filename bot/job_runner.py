@@ -710,6 +710,11 @@ def _is_image_error(error: BaseException) -> bool:
     )
 
 
+#: Errors writing an image that trying again later will not fix (a full disk, an unwritable or broken folder).
+_UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST,
+               errno.EISDIR)
+
+
 def _permanent_delivery_failure(error: BaseException) -> str | None:
     """Why a delivery can't succeed by trying again later (a reason for the member), or None."""
     if isinstance(error, discord.NotFound):
@@ -718,8 +723,8 @@ def _permanent_delivery_failure(error: BaseException) -> str | None:
         return "the bot lacks a permission in this channel (403)"
     if isinstance(error, discord.HTTPException) and 400 <= error.status < 500 and error.status != 429:
         return f"Discord refused it ({error.status})"
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-        return "the bot's disk is full or not writable"
+    if isinstance(error, OSError) and error.errno in _UNWRITABLE:
+        return "the bot's disk is full or its image folder is not writable"
     return None
 
 

@@ -165,8 +165,6 @@ async def test_bot_lacks_add_reactions(emulator: DiscordEmulator, running_bot: R
     record_reliability("fault", "bot lacks Add Reactions (403 / 50013)", 1, "one result without reactions")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5 (part B, job_runner delivery): a 403 on the result post "
-                   "puts the job back to queued without a word to the member")
 async def test_bot_lacks_attach_files(emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path) -> None:
     alice = emulator.add_member("alice")
     await emulator.send_slash_command("imagine", {"prompt": "first", "count": 1}, user_id=alice)
@@ -209,8 +207,6 @@ async def test_attachment_stalls(emulator: DiscordEmulator, running_bot: Running
     record_reliability("fault", "attachment URL stalls", 1, "one clear message, no job")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5 (part B, job_runner delivery): a failed image write puts the job "
-                   "back to queued without a word to the member")
 async def test_disk_full_while_writing_an_image(
     emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
 ) -> None:
