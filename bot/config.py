@@ -158,6 +158,9 @@ class QueueSettings:
     max_pending_per_user: Annotated[Int, Field(ge=1)] = 10
     #: At least ``max_pending_per_user``.
     max_pending_total: Annotated[Int, Field(ge=1)] = 200
+    #: The most jobs one server may have waiting or running, so one server cannot fill the queue
+    #: for all (0: no per-server cap).
+    max_pending_per_guild: Annotated[Int, Field(ge=0)] = 0
     job_timeout_s: Annotated[Float, Field(gt=0)] = 600.0
     #: Compatible queued jobs (same size, steps, guidance, scheduler) run as one call, up to this many images.
     max_batch_images: Annotated[Int, Field(ge=1, le=16)] = 4

@@ -134,26 +134,37 @@ class JobRunner:
         reaction, the status comes later as a channel message. A job whose source image is gone
         is marked failed; one whose status message can't be posted is cancelled again.
         """
+        reserved = False
         if isinstance(job, GenerationRequest):
-            started = await self._record(origin, job, parent_image_id)
-            if started is None:
+            try:
+                request = self.validate(job)
+                # Take the member's slot before any await, so a burst cannot pass the caps.
+                self.queue.reserve(origin.user_id, origin.guild_id)
+            except (RequestError, QueueFull) as error:
+                await self.refuse(origin, str(error))
                 return None
-            record, request = started
-        else:
-            record, request = job, GenerationRequest.from_json(job.request_json)
-        outlet = self.outlet_for(record)
-        interaction = origin.interaction
-        if interaction is None:
-            outlet.set_status_message(None)
+            reserved = True
         try:
-            position = await self.enqueue(
-                record, request, outlet, check_caps=False,
-                upload_limit=interaction.filesize_limit if interaction else None,
-            )
-        except FileNotFoundError:
-            await self.storage.jobs.finish(record.id, "failed", "source image missing")
-            await self.refuse(origin, missing_source)
-            return None
+            if isinstance(job, GenerationRequest):
+                record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
+            else:
+                record, request = job, GenerationRequest.from_json(job.request_json)
+            outlet = self.outlet_for(record)
+            interaction = origin.interaction
+            if interaction is None:
+                outlet.set_status_message(None)
+            try:
+                position = await self.enqueue(
+                    record, request, outlet, check_caps=False,
+                    upload_limit=interaction.filesize_limit if interaction else None,
+                )
+            except FileNotFoundError:
+                await self.storage.jobs.finish(record.id, "failed", "source image missing")
+                await self.refuse(origin, missing_source)
+                return None
+        finally:
+            if reserved:
+                self.queue.unreserve(origin.user_id, origin.guild_id)
         if interaction is not None:
             text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
                 f"{headline} ({embeds.queue_place(position)})", CONTENT_MAX
@@ -167,19 +178,6 @@ class JobRunner:
             await reply_ephemeral(origin.interaction, text)
         else:
             await post_notice(self.client, origin.channel_id, origin.user_id, text)
-
-    async def _record(
-        self, origin: JobOrigin, request: GenerationRequest, parent_image_id: int | None
-    ) -> tuple[JobRecord, GenerationRequest] | None:
-        """Check a request and write its job row; None (the member told why) if it is refused."""
-        try:
-            request = self.validate(request)
-            self.queue.check_capacity(origin.user_id)
-        except (RequestError, QueueFull) as error:
-            await self.refuse(origin, str(error))
-            return None
-        record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
-        return record, request
 
     async def _announce(
         self, interaction: discord.Interaction, record: JobRecord, outlet: JobOutlet, text: str
@@ -226,6 +224,7 @@ class JobRunner:
             user_id=record.requester_id,
             request=request,
             init_image=init_image,
+            guild_id=record.guild_id,
             on_start=lambda job: self._started(tracked, job),
             on_progress=lambda progress: self._progress(tracked, progress),
         )

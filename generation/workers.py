@@ -42,12 +42,14 @@ def build_queue(
     job_timeout_s: float,
     max_batch_images: int,
     preview_interval_s: float,
+    max_pending_per_guild: int = 0,
 ) -> JobQueue:
     """The job queue over these engines, with the configured caps, timeout, batching and previews."""
     return JobQueue(
         engines,
         max_pending_per_user=max_pending_per_user,
         max_pending_total=max_pending_total,
+        max_pending_per_guild=max_pending_per_guild,
         job_timeout_s=job_timeout_s,
         max_batch_images=max_batch_images,
         preview_interval_s=preview_interval_s or None,

@@ -129,10 +129,10 @@ class ComicContext:
         except TextDoesNotFit as error:
             raise UserFacingError(error.user_message) from None
 
-    def check_capacity(self, user_id: int) -> None:
-        """Refuse a panel job the queue would not take from this member now."""
+    def check_capacity(self, interaction: discord.Interaction) -> None:
+        """Refuse a panel job the queue would not take from this member (or their server) now."""
         try:
-            self.services.queue.check_capacity(user_id)
+            self.services.queue.check_capacity(interaction.user.id, interaction.guild_id)
         except QueueFull as error:
             raise UserFacingError(str(error)) from None
 

@@ -64,7 +64,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
             init_image=init,
             strength=context.settings.continue_strength,
         ))
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
@@ -165,7 +165,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         """How an edited prompt redraws its panel: the same seed and take, the new prompt."""
         context = self.context
         characters = await context.characters(comic)
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         fresh = panel_request(new_prompt, characters=characters, style=context.style(comic),
                               limits=context.services.settings.generation, size=context.services.model.native_size)
         context.validate(fresh)
@@ -188,7 +188,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         context = self.context
         comic = await context.editable(interaction, "redo panels of")
         await context.panel(comic, panel)
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
