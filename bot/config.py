@@ -63,6 +63,9 @@ class DiscordSettings:
     gateway_url: str = DISCORD_GATEWAY_URL
     #: At least 1.0 for Discord's rate limits.
     progress_interval_s: Annotated[Float, Field(ge=1.0)] = 1.5
+    #: Whether the commands work in direct messages (outside any server's permissions and
+    #: moderators); the same caps apply there. Off: members are told to use a server.
+    allow_dms: Annotated[bool, Strict()] = False
 
     @field_validator("api_base")
     @classmethod

@@ -424,7 +424,7 @@ class JobRunner:
             return
         except JobCancelled:
             await self.storage.jobs.finish(record.id, "cancelled")
-            await self._final_status(tracked, f"❌ Cancelled: **{embeds.shorten(tracked.request.prompt, 200)}**")
+            await self._final_status(tracked, f"❌ Cancelled: **{embeds.quote_prompt(tracked.request.prompt, 200)}**")
             return
         except JobTimedOut:
             await self.storage.jobs.finish(record.id, "failed", "timed out")
@@ -461,6 +461,7 @@ class JobRunner:
                     parent_image_id=record.parent_image_id,
                     requester_id=record.requester_id,
                     guild_id=record.guild_id,
+                    flagged=bool(image.info.get(FLAGGED_INFO_KEY)),
                 )
                 for index, (image, file) in enumerate(zip(images, stored, strict=True))
             ]
@@ -492,6 +493,10 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def withholds(self, flagged: bool, channel_id: int) -> bool:
+        """Whether an image flagged so is withheld in that channel (so nothing may be made from it there)."""
+        return self.safety.decide(flagged, self._age_restricted(channel_id)) == "withhold"
 
     def _age_restricted(self, channel_id: int) -> bool:
         """Whether the channel is age-restricted (from the cache; unknown counts as not)."""

@@ -142,6 +142,13 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE jobs ADD COLUMN delivery_started_at REAL;
     """,
+    # 3: whether the safety checker flagged an image, and when its result was deleted (❌ / 🗑️): both
+    # keep it out of /history, comics and reactions; /history also pages by server.
+    """
+    ALTER TABLE images ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE images ADD COLUMN deleted_at REAL;
+    CREATE INDEX images_by_requester_guild ON images (requester_id, guild_id, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
