@@ -28,6 +28,8 @@ ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
 USE_EXTERNAL_EMOJIS = 1 << 18
 USE_APPLICATION_COMMANDS = 1 << 31
+#: The channel type of a public thread.
+PUBLIC_THREAD = 11
 SEND_MESSAGES_IN_THREADS = 1 << 38
 ADMINISTRATOR = 1 << 3
 ALL_PERMISSIONS = (1 << 53) - 1
@@ -121,8 +123,28 @@ class Channel:
     position: int
     nsfw: bool = False
     type: int = 0
+    #: A thread's channel (type 11, a public thread); None for channels.
+    parent_id: int | None = None
 
     def to_json(self, guild_id: int) -> dict[str, Any]:
+        if self.type == PUBLIC_THREAD:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "guild_id": str(guild_id),
+                "parent_id": str(self.parent_id),
+                "owner_id": str(self.parent_id),
+                "name": self.name,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "message_count": 0,
+                "member_count": 1,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False, "auto_archive_duration": 1440,
+                    "archive_timestamp": "2024-01-01T00:00:00+00:00", "locked": False,
+                },
+            }
         return {
             "id": str(self.id),
             "type": self.type,
@@ -207,6 +229,12 @@ class World:
         channel_id = self.snowflake()
         self.channels[channel_id] = Channel(channel_id, name, next(self._channel_positions), nsfw=nsfw)
         return channel_id
+
+    def add_thread(self, parent_id: int, name: str) -> int:
+        """A public thread in channel ``parent_id`` (add it before the bot connects: it comes with the guild)."""
+        thread_id = self.snowflake()
+        self.channels[thread_id] = Channel(thread_id, name, 0, type=PUBLIC_THREAD, parent_id=parent_id)
+        return thread_id
 
     def add_user(self, username: str, *, moderator: bool = False) -> User:
         user = User(self.snowflake(), username, role_ids=[self.moderator_role_id] if moderator else [])
@@ -311,8 +339,8 @@ class World:
             "unavailable": False,
             "member_count": len(self.users),
             "members": [self.member_json(uid) for uid in member_ids],
-            "channels": [c.to_json(self.guild_id) for c in self.channels.values()],
-            "threads": [],
+            "channels": [c.to_json(self.guild_id) for c in self.channels.values() if c.type != PUBLIC_THREAD],
+            "threads": [c.to_json(self.guild_id) for c in self.channels.values() if c.type == PUBLIC_THREAD],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

@@ -181,7 +181,8 @@ async def test_history_shows_only_this_servers_visible_images(
             await emulator.send_slash_command("imagine", {"prompt": prompt, "count": 1}, user_id=ada)
             result = await next_result(emulator, n)
         await emulator.add_reaction(result.id, "❌", user_id=ada)  # ada deletes the pear
-        await emulator.wait_for(lambda: emulator.message(result.id).deleted or None, timeout=15)
+        await emulator.wait_for(lambda: rows(tmp_path / "bot.sqlite3",
+                                             "SELECT 1 FROM images WHERE deleted_at IS NOT NULL") or None, timeout=15)
         await emulator.send_slash_command("imagine", {"prompt": "a secret plum", "count": 1}, user_id=ada,
                                           channel_id=dm_channel(emulator, ada), dm=True)
         await emulator.wait_for(lambda: rows(tmp_path / "bot.sqlite3",
@@ -340,3 +341,65 @@ async def test_prompts_are_markdown_escaped_in_status_and_result(
         assert "](https://" not in text and "**now**" not in text and "<@1>" not in text, text
     record_reliability("defect", "13. prompts not markdown-escaped in status and result messages", 3,
                        "escaped, masked link broken")
+
+
+# -- build item 5 and defect 13: who may cancel and delete, in channels and threads --------------------
+
+
+async def test_requester_or_manage_messages_cancel_and_delete_in_a_thread(
+    emulator: DiscordEmulator, gated: GatedEngine, tmp_path: Path
+) -> None:
+    thread = emulator.world.add_thread(emulator.channel_id, "art-thread")
+    db = tmp_path / "bot.sqlite3"
+    bot = await start_bot(emulator, gated, settings_for(emulator, tmp_path))
+    try:
+        ann, stranger = emulator.add_member("ann"), emulator.add_member("stranger")
+        mod = emulator.add_member("mod", moderator=True)
+        # The first job holds the (gated) GPU, so the next one waits in the queue, where ❌ cancels it at once.
+        await answer_of(emulator, await emulator.send_slash_command(
+            "imagine", {"prompt": "a blocker", "count": 1}, user_id=mod, channel_id=thread))
+        status = await answer_of(emulator, await emulator.send_slash_command(
+            "imagine", {"prompt": "a moth", "count": 1}, user_id=ann, channel_id=thread))
+        await emulator.wait_for(lambda: rows(db, "SELECT 1 FROM messages WHERE message_id = ?", status.id) or None, 10)
+        await emulator.add_reaction(status.id, "❌", user_id=stranger)
+        await emulator.wait_for(lambda: stranger not in status.reactions.get("❌", set()), timeout=10)
+        assert "Cancelled" not in status.content
+        await emulator.add_reaction(status.id, "❌", user_id=mod)
+        await emulator.wait_for(lambda: "Cancelled" in status.content or None, timeout=30)
+
+        gated.gate.set()
+        await emulator.send_slash_command("imagine", {"prompt": "a lamp", "count": 1}, user_id=ann, channel_id=thread)
+        await next_result(emulator, 0)  # the blocker's
+        result = await next_result(emulator, 1)
+        await emulator.add_reaction(result.id, "❌", user_id=stranger)
+        await emulator.wait_for(lambda: stranger not in result.reactions.get("❌", set()), timeout=10)
+        assert not emulator.message(result.id).deleted
+        await emulator.add_reaction(result.id, "❌", user_id=mod)
+        await emulator.wait_for(lambda: emulator.message(result.id).deleted or None, timeout=15)
+        await emulator.wait_for(
+            lambda: rows(db, "SELECT COUNT(*) FROM images WHERE deleted_at IS NOT NULL") == [(1,)] or None, 10
+        )
+    finally:
+        await bot.stop()
+    record_reliability("permissions", "❌ cancel and delete in a thread: stranger refused, moderator allowed", 4,
+                       "stranger's ❌ removed; moderator's honoured")
+    record_reliability("defect", "13. moderators cannot ❌ in threads", 2, "moderator's ❌ honoured in a thread")
+
+
+async def test_switching_between_global_and_guild_commands_leaves_one_copy(
+    emulator: DiscordEmulator, engine: Any, tmp_path: Path
+) -> None:
+    as_global = settings_for(emulator, tmp_path, discord={"guild_ids": []})
+    bot = await start_bot(emulator, engine, as_global)
+    await bot.stop()
+    assert "imagine" in {c["name"] for c in emulator.commands()}
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path))
+    await bot.stop()
+    assert emulator.commands() == [] and "imagine" in {c["name"] for c in emulator.commands(emulator.guild_id)}
+    bot = await start_bot(emulator, engine, as_global)
+    try:
+        await emulator.wait_for(lambda: emulator.commands(emulator.guild_id) == [] or None, timeout=15)
+    finally:
+        await bot.stop()
+    assert "imagine" in {c["name"] for c in emulator.commands()}
+    record_reliability("defect", "13. switching global and guild commands leaves duplicates", 2, "one copy left")

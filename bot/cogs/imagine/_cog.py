@@ -300,10 +300,12 @@ class Imagine(commands.Cog):
             log.info("could not remove a refused %s: %s", emoji, error)
 
     def _can_moderate(self, payload: discord.RawReactionActionEvent) -> bool:
-        """Whether the reacting member may manage messages in that channel."""
+        """Whether the reacting member may manage messages in that channel (in a thread: in its parent)."""
         member = payload.member
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
-        channel = guild.get_channel(payload.channel_id) if guild else None
+        channel = guild.get_channel_or_thread(payload.channel_id) if guild else None
+        if isinstance(channel, discord.Thread):
+            channel = channel.parent
         if member is None or channel is None:
             return False
         return bool(channel.permissions_for(member).manage_messages)
