@@ -28,6 +28,7 @@ from bot.jobs import CancelOutcome, JobOrigin, ModelInfo
 from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef, post_notice
 from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
 from bot.views import cancel_view
+from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull
 from generation.queue import JobQueue, Progress, QueuedJob
@@ -397,6 +398,9 @@ class JobRunner:
 
     async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
         await self._after_answers()
+        if preview is not None and not self._previews_unveiled(tracked.record.channel_id):
+            # The safety checker has not seen this image yet: show its colours and layout only.
+            preview = await asyncio.to_thread(veil_preview, preview)
         tracked.last_text = text
         try:
             await tracked.outlet.show_status(text, view=tracked.view, preview=preview, final=final)
@@ -493,6 +497,10 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def _previews_unveiled(self, channel_id: int) -> bool:
+        """Sharp previews only where flagged images are posted as they are (age-restricted, ``allow``)."""
+        return self._age_restricted(channel_id) and self.safety.age_restricted_action == "allow"
 
     def withholds(self, flagged: bool, channel_id: int) -> bool:
         """Whether an image flagged so is withheld in that channel (so nothing may be made from it there)."""

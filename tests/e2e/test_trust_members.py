@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -403,3 +404,29 @@ async def test_switching_between_global_and_guild_commands_leaves_one_copy(
         await bot.stop()
     assert "imagine" in {c["name"] for c in emulator.commands()}
     record_reliability("defect", "13. switching global and guild commands leaves duplicates", 2, "one copy left")
+
+
+# -- defect 3: previews come before the safety check ---------------------------------------------------
+
+
+async def test_previews_in_an_ordinary_channel_are_veiled(
+    emulator: DiscordEmulator, engine: Any, tmp_path: Path
+) -> None:
+    settings = settings_for(emulator, tmp_path, queue={"preview_interval_s": 1.0})
+    bot = await start_bot(emulator, engine, settings)
+    try:
+        viv = emulator.add_member("viv")
+        status = await answer_of(emulator, await emulator.send_slash_command(
+            "imagine", {"prompt": "a long one", "steps": 100, "count": 1, "width": 128, "height": 128}, user_id=viv))
+        preview = await emulator.wait_for(
+            lambda: next((a for a in status.attachments if a.filename == "preview.png"), None), timeout=60
+        )
+        pixels = np.asarray(preview.image().convert("L"), dtype=np.int16)
+        step = max(np.abs(np.diff(pixels, axis=0)).max(), np.abs(np.diff(pixels, axis=1)).max())
+        assert step <= 8, f"a sharp preview was posted (neighbouring pixels differ by {step})"
+        await emulator.add_reaction(status.id, "❌", user_id=viv)
+        await emulator.wait_for(lambda: "Cancelled" in status.content or None, timeout=60)
+    finally:
+        await bot.stop()
+    record_reliability("defect", "3. previews posted before the safety check", 1,
+                       "veiled (12 px of detail, blurred) outside age-restricted channels that allow flagged images")
