@@ -391,7 +391,13 @@ async def test_switching_between_global_and_guild_commands_leaves_one_copy(
     emulator: DiscordEmulator, engine: Any, tmp_path: Path
 ) -> None:
     as_global = settings_for(emulator, tmp_path, discord={"guild_ids": []})
+    guild_lookup = "GET /applications/{application_id}/guilds/{guild_id}/commands"
+
+    def guild_lookups() -> int:
+        return sum(f"{r.method} {r.route_template}" == guild_lookup for r in emulator.requests)
+
     bot = await start_bot(emulator, engine, as_global)
+    await emulator.wait_for(lambda: guild_lookups() == 1 or None, timeout=15)  # once connected: nothing to clear
     await bot.stop()
     assert "imagine" in {c["name"] for c in emulator.commands()}
     bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path))
@@ -400,6 +406,7 @@ async def test_switching_between_global_and_guild_commands_leaves_one_copy(
     bot = await start_bot(emulator, engine, as_global)
     try:
         await emulator.wait_for(lambda: emulator.commands(emulator.guild_id) == [] or None, timeout=15)
+        assert guild_lookups() == 2
     finally:
         await bot.stop()
     assert "imagine" in {c["name"] for c in emulator.commands()}
@@ -430,3 +437,27 @@ async def test_previews_in_an_ordinary_channel_are_veiled(
         await bot.stop()
     record_reliability("defect", "3. previews posted before the safety check", 1,
                        "veiled (12 px of detail, blurred) outside age-restricted channels that allow flagged images")
+
+
+async def test_a_panel_continues_from_a_large_previous_panel_within_the_limits(
+    emulator: DiscordEmulator, engine: Any, tmp_path: Path
+) -> None:
+    settings = settings_for(emulator, tmp_path, generation={"default_steps": 3, "max_pixels": 64 * 64})
+    bot = await start_bot(emulator, engine, settings)
+    try:
+        ray = emulator.add_member("ray")
+        await comic_command(emulator, "new", ray, title="Kites")
+        await emulator.send_slash_command("imagine", {"prompt": "a kite", "count": 1, "width": 64, "height": 64},
+                                          user_id=ray)
+        await emulator.add_reaction((await next_result(emulator, 0)).id, "🔍", user_id=ray)
+        upscale = await next_result(emulator, 1)
+        await emulator.add_reaction(upscale.id, "📖", user_id=ray)
+        await emulator.wait_for(lambda: rows(tmp_path / "bot.sqlite3", "SELECT 1 FROM comic_panels") or None, 15)
+        status = await comic_command(emulator, "panel", ray, prompt="the kite flies on", continue_from_previous=True)
+        assert not status.ephemeral, status.content
+        panel = await next_result(emulator, 2)
+        assert panel.attachments[0].image().size == (64, 64)
+    finally:
+        await bot.stop()
+    record_reliability("defect", "10. continue_from_previous after a large (upscaled) panel", 1,
+                       "drawn at a size within max_pixels")
