@@ -82,7 +82,7 @@ async def run(rows: int) -> dict[str, float]:
             count = (await storage.db.execute_fetchall("SELECT COUNT(*) FROM images"))[0][0]
             rng = random.Random(1)
             jobs = rows // JOBS_PER_BATCH
-            history = await timed(200, lambda i: storage.images.history(rng.randrange(USERS), limit=10))
+            history = await timed(200, lambda i: storage.images.history(rng.randrange(USERS), guild_id=1, limit=10))
             lookup = await timed(200, lambda i: storage.messages.get(10**17 + rng.randrange(1, jobs)))
             job = NewJob(kind="txt2img", requester_id=1, guild_id=1, channel_id=1, request_json="{}")
             enqueue = await timed(200, lambda i: storage.jobs.create(job))

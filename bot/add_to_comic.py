@@ -33,6 +33,10 @@ async def add_image_to_comic(
         image = await storage.images.get(image_id)
     except NotFound:
         return "That image is no longer in the database."
+    if image.flagged:
+        return "That image was withheld by the safety checker; it can't go into a comic."
+    if image.deleted_at is not None:
+        return "That result was deleted; its image can't go into a comic."
     prompt = GenerationRequest.from_json(image.params_json).prompt
 
     def plan(stored: PanelRecord) -> PanelPlan:

@@ -63,6 +63,9 @@ class DiscordSettings:
     gateway_url: str = DISCORD_GATEWAY_URL
     #: At least 1.0 for Discord's rate limits.
     progress_interval_s: Annotated[Float, Field(ge=1.0)] = 1.5
+    #: Whether the commands work in direct messages (outside any server's permissions and
+    #: moderators); the same caps apply there. Off: members are told to use a server.
+    allow_dms: Annotated[bool, Strict()] = False
 
     @field_validator("api_base")
     @classmethod
@@ -160,6 +163,9 @@ class QueueSettings:
     max_pending_per_user: Annotated[Int, Field(ge=1)] = 10
     #: At least ``max_pending_per_user``.
     max_pending_total: Annotated[Int, Field(ge=1)] = 200
+    #: The most jobs one server may have waiting or running, so one server cannot fill the queue
+    #: for all (0: no per-server cap).
+    max_pending_per_guild: Annotated[Int, Field(ge=0)] = 0
     job_timeout_s: Annotated[Float, Field(gt=0)] = 600.0
     #: Compatible queued jobs (same size, steps, guidance, scheduler) run as one call, up to this many images.
     max_batch_images: Annotated[Int, Field(ge=1, le=16)] = 4

@@ -31,6 +31,16 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def quote_prompt(text: str, limit: int) -> str:
+    """A member's text shown under the bot's name: shortened, markdown-escaped, masked links broken.
+
+    ``[text](https://…)`` would show as a link under the bot's name; after escaping, the brackets
+    and the parenthesis are literal, so the address shows as it is.
+    """
+    escaped = discord.utils.escape_markdown(shorten(text, limit))
+    return escaped.replace("](", "]\\(").replace("<", "<\u200b")
+
+
 def shorten_lines(lines: Sequence[str], limit: int) -> str:
     """Lines joined with newlines, each whole line kept while they fit in ``limit``, then an ellipsis."""
     out: list[str] = []
@@ -53,7 +63,7 @@ def queued_text(
     place = queue_place(position)
     if eta_s is not None and position not in (None, 0):
         place += f", starts in about {_duration(eta_s)}"
-    return shorten(f"{head}: **{shorten(request.prompt, 200)}** ({place})", CONTENT_MAX)
+    return shorten(f"{head}: **{quote_prompt(request.prompt, 200)}** ({place})", CONTENT_MAX)
 
 
 def queue_place(position: int | None) -> str:
@@ -78,7 +88,7 @@ def progress_text(request: GenerationRequest, progress: Progress) -> str:
     per_step = progress.elapsed_s / max(progress.step, 1)
     eta = per_step * (progress.total - progress.step)
     return shorten(
-        f"🎨 **{shorten(request.prompt, 200)}**: step {progress.step}/{progress.total} ({percent}%), "
+        f"🎨 **{quote_prompt(request.prompt, 200)}**: step {progress.step}/{progress.total} ({percent}%), "
         f"about {eta:.0f} s left",
         CONTENT_MAX,
     )
@@ -86,7 +96,7 @@ def progress_text(request: GenerationRequest, progress: Progress) -> str:
 
 def done_text(request: GenerationRequest, seconds: float) -> str:
     """The status line of a finished job."""
-    return shorten(f"✅ Done in {seconds:.1f} s: **{shorten(request.prompt, 200)}**", CONTENT_MAX)
+    return shorten(f"✅ Done in {seconds:.1f} s: **{quote_prompt(request.prompt, 200)}**", CONTENT_MAX)
 
 
 def result_embed(
@@ -104,8 +114,9 @@ def result_embed(
     Every part is cut to Discord's limits (6000 characters in all).
     """
     embed = discord.Embed(
-        title=shorten(f"{KIND_LABELS.get(request.kind, 'Image')}: {request.prompt}", EMBED_TITLE_MAX),
-        description=shorten(request.prompt, EMBED_DESCRIPTION_MAX),
+        title=shorten(f"{KIND_LABELS.get(request.kind, 'Image')}: {quote_prompt(request.prompt, 250)}",
+                      EMBED_TITLE_MAX),
+        description=shorten(quote_prompt(request.prompt, EMBED_DESCRIPTION_MAX - 200), EMBED_DESCRIPTION_MAX),
         colour=discord.Colour.blurple(),
     )
     seeds = request.seeds()
@@ -117,7 +128,8 @@ def result_embed(
     if request.strength is not None:
         embed.add_field(name="Strength", value=f"{request.strength:g}")
     if request.negative_prompt:
-        embed.add_field(name="Negative", value=shorten(request.negative_prompt, EMBED_FIELD_MAX), inline=False)
+        negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
+        embed.add_field(name="Negative", value=negative, inline=False)
     if note:
         embed.add_field(name="Note", value=shorten(note, EMBED_FIELD_MAX), inline=False)
     if image_filename is not None:

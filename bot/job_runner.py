@@ -30,6 +30,7 @@ from bot.jobs import CancelOutcome, JobOrigin, ModelInfo
 from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef, post_notice
 from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
 from bot.views import cancel_view
+from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
 from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
 from generation.queue import JobQueue, Progress, QueuedJob
@@ -148,32 +149,43 @@ class JobRunner:
         reaction, the status comes later as a channel message. A job whose source image is gone
         is marked failed; one whose status message can't be posted is cancelled again.
         """
+        reserved = False
         if isinstance(job, GenerationRequest):
-            started = await self._record(origin, job, parent_image_id)
-            if started is None:
+            try:
+                request = self.validate(job)
+                # Take the member's slot before any await, so a burst cannot pass the caps.
+                self.queue.reserve(origin.user_id, origin.guild_id)
+            except (RequestError, QueueFull) as error:
+                await self.refuse(origin, str(error))
                 return None
-            record, request = started
-        else:
-            record, request = job, GenerationRequest.from_json(job.request_json)
-        outlet = self.outlet_for(record)
-        interaction = origin.interaction
-        if interaction is None:
-            outlet.set_status_message(None)
+            reserved = True
         try:
-            position = await self.enqueue(
-                record, request, outlet, check_caps=False,
-                upload_limit=interaction.filesize_limit if interaction else None,
-            )
-        except FileNotFoundError:
-            await self.storage.jobs.finish(record.id, "failed", "source image missing")
-            await self.refuse(origin, missing_source)
-            return None
-        except Exception as error:
-            # Never leave the row queued: the next start would try it again, and again.
-            log.exception("job %s could not be queued", record.id)
-            await self.storage.jobs.finish(record.id, "failed", f"not queued: {_describe(error)}")
-            await self.refuse(origin, UNREADABLE_SOURCE_TEXT if _is_image_error(error) else NOT_QUEUED_TEXT)
-            return None
+            if isinstance(job, GenerationRequest):
+                record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
+            else:
+                record, request = job, GenerationRequest.from_json(job.request_json)
+            outlet = self.outlet_for(record)
+            interaction = origin.interaction
+            if interaction is None:
+                outlet.set_status_message(None)
+            try:
+                position = await self.enqueue(
+                    record, request, outlet, check_caps=False,
+                    upload_limit=interaction.filesize_limit if interaction else None,
+                )
+            except FileNotFoundError:
+                await self.storage.jobs.finish(record.id, "failed", "source image missing")
+                await self.refuse(origin, missing_source)
+                return None
+            except Exception as error:
+                # Never leave the row queued: the next start would try it again, and again.
+                log.exception("job %s could not be queued", record.id)
+                await self.storage.jobs.finish(record.id, "failed", f"not queued: {_describe(error)}")
+                await self.refuse(origin, UNREADABLE_SOURCE_TEXT if _is_image_error(error) else NOT_QUEUED_TEXT)
+                return None
+        finally:
+            if reserved:
+                self.queue.unreserve(origin.user_id, origin.guild_id)
         if interaction is not None:
             text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
                 f"{headline} ({embeds.queue_place(position)})", CONTENT_MAX
@@ -187,19 +199,6 @@ class JobRunner:
             await reply_ephemeral(origin.interaction, text)
         else:
             await post_notice(self.client, origin.channel_id, origin.user_id, text)
-
-    async def _record(
-        self, origin: JobOrigin, request: GenerationRequest, parent_image_id: int | None
-    ) -> tuple[JobRecord, GenerationRequest] | None:
-        """Check a request and write its job row; None (the member told why) if it is refused."""
-        try:
-            request = self.validate(request)
-            self.queue.check_capacity(origin.user_id)
-        except (RequestError, QueueFull) as error:
-            await self.refuse(origin, str(error))
-            return None
-        record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
-        return record, request
 
     async def _announce(
         self, interaction: discord.Interaction, record: JobRecord, outlet: JobOutlet, text: str
@@ -246,6 +245,7 @@ class JobRunner:
             user_id=record.requester_id,
             request=request,
             init_image=init_image,
+            guild_id=record.guild_id,
             on_start=lambda job: self._started(tracked, job),
             on_progress=lambda progress: self._progress(tracked, progress),
             on_requeue=lambda job: self._requeued(tracked, job),
@@ -467,6 +467,9 @@ class JobRunner:
 
     async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
         await self._after_answers()
+        if preview is not None and not self._previews_unveiled(tracked.record.channel_id):
+            # The safety checker has not seen this image yet: show its colours and layout only.
+            preview = await asyncio.to_thread(veil_preview, preview)
         tracked.last_text = text
         try:
             await tracked.outlet.show_status(text, view=tracked.view, preview=preview, final=final)
@@ -494,7 +497,7 @@ class JobRunner:
             return
         except JobCancelled:
             await self.storage.jobs.finish(record.id, "cancelled")
-            await self._final_status(tracked, f"❌ Cancelled: **{embeds.shorten(tracked.request.prompt, 200)}**")
+            await self._final_status(tracked, f"❌ Cancelled: **{embeds.quote_prompt(tracked.request.prompt, 200)}**")
             return
         except JobTimedOut:
             await self.storage.jobs.finish(record.id, "failed", "timed out")
@@ -554,6 +557,7 @@ class JobRunner:
                     parent_image_id=record.parent_image_id,
                     requester_id=record.requester_id,
                     guild_id=record.guild_id,
+                    flagged=bool(image.info.get(FLAGGED_INFO_KEY)),
                 )
                 for index, (image, file) in enumerate(zip(images, stored, strict=True))
             ]
@@ -586,6 +590,14 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def _previews_unveiled(self, channel_id: int) -> bool:
+        """Sharp previews only where flagged images are posted as they are (age-restricted, ``allow``)."""
+        return self._age_restricted(channel_id) and self.safety.age_restricted_action == "allow"
+
+    def withholds(self, flagged: bool, channel_id: int) -> bool:
+        """Whether an image flagged so is withheld in that channel (so nothing may be made from it there)."""
+        return self.safety.decide(flagged, self._age_restricted(channel_id)) == "withhold"
 
     def _age_restricted(self, channel_id: int) -> bool:
         """Whether the channel is age-restricted (from the cache; unknown counts as not)."""

@@ -81,6 +81,8 @@ class QueuedJob:
     user_id: int
     request: GenerationRequest
     init_image: Image.Image | None = None
+    #: The server it was asked in (None: a DM or not known); counts toward ``max_pending_per_guild``.
+    guild_id: int | None = None
     #: Called on the event loop when a worker picks the job up.
     on_start: Callable[[QueuedJob], None] | None = None
     #: Called on the event loop after each step.
@@ -119,6 +121,7 @@ class JobQueue:
         *,
         max_pending_per_user: int = 10,
         max_pending_total: int = 200,
+        max_pending_per_guild: int = 0,
         job_timeout_s: float | None = None,
         max_batch_images: int = 1,
         preview_interval_s: float | None = None,
@@ -137,6 +140,10 @@ class JobQueue:
         self.max_worker_losses = max_worker_losses
         self.max_pending_per_user = max_pending_per_user
         self.max_pending_total = max_pending_total
+        #: The most jobs one server may have waiting or running (0: no per-server cap).
+        self.max_pending_per_guild = max_pending_per_guild
+        #: Slots taken by :meth:`reserve` for jobs being recorded, not submitted yet: (user, guild).
+        self._reserved: collections.Counter[tuple[int, int | None]] = collections.Counter()
         self.job_timeout_s = job_timeout_s
         self.max_batch_images = max_batch_images
         self.preview_interval_s = preview_interval_s
@@ -242,13 +249,40 @@ class JobQueue:
         while not self._closing and (left := self._hold_until - time.monotonic()) > 0:
             self._cond.wait(left)
 
-    def check_capacity(self, user_id: int) -> None:
-        """Raise :class:`QueueFull` if this user (or everyone) already has the most jobs allowed."""
+    def check_capacity(self, user_id: int, guild_id: int | None = None) -> None:
+        """Raise :class:`QueueFull` if this user, their server or everyone already has the most jobs allowed.
+
+        Slots reserved with :meth:`reserve` count as taken.
+        """
         with self._cond:
-            mine = len(self._pending.get(user_id, ())) + sum(
-                1 for job in self._running.values() if job.user_id == user_id
-            )
-            total = sum(len(jobs) for jobs in self._pending.values()) + len(self._running)
+            self._check_capacity_locked(user_id, guild_id)
+
+    def reserve(self, user_id: int, guild_id: int | None = None) -> None:
+        """Check the caps and take a slot at once, before any await (:class:`QueueFull` if none is left).
+
+        A burst of commands from one member is checked one at a time against the slots already
+        taken, so the per-member (and per-server) cap holds however many arrive together. Give
+        the slot back with :meth:`unreserve` once the job is submitted or refused.
+        """
+        with self._cond:
+            self._check_capacity_locked(user_id, guild_id)
+            self._reserved[(user_id, guild_id)] += 1
+
+    def unreserve(self, user_id: int, guild_id: int | None = None) -> None:
+        """Give back a slot taken by :meth:`reserve`."""
+        with self._cond:
+            key = (user_id, guild_id)
+            if self._reserved[key] > 0:
+                self._reserved[key] -= 1
+            if self._reserved[key] <= 0:
+                del self._reserved[key]
+
+    def _check_capacity_locked(self, user_id: int, guild_id: int | None) -> None:
+        jobs = [job for pending in self._pending.values() for job in pending] + list(self._running.values())
+        mine = sum(1 for job in jobs if job.user_id == user_id) + sum(
+            count for (user, _), count in self._reserved.items() if user == user_id
+        )
+        total = len(jobs) + sum(self._reserved.values())
         if mine >= self.max_pending_per_user:
             raise QueueFull(
                 f"You already have {mine} job{'s' if mine != 1 else ''} queued "
@@ -256,6 +290,17 @@ class JobQueue:
                 pending_for_user=mine,
                 limit=self.max_pending_per_user,
             )
+        if self.max_pending_per_guild and guild_id is not None:
+            ours = sum(1 for job in jobs if job.guild_id == guild_id) + sum(
+                count for (_, guild), count in self._reserved.items() if guild == guild_id
+            )
+            if ours >= self.max_pending_per_guild:
+                raise QueueFull(
+                    f"This server already has {ours} jobs in the queue (its share is "
+                    f"{self.max_pending_per_guild}); try again when some have finished.",
+                    pending_for_user=mine,
+                    limit=self.max_pending_per_guild,
+                )
         if total >= self.max_pending_total:
             raise QueueFull(
                 f"The queue is full ({total} jobs); try again in a few minutes.",
@@ -270,7 +315,7 @@ class JobQueue:
         if self._closing:
             raise JobInterrupted("the bot is shutting down")
         if check_caps:
-            self.check_capacity(job.user_id)
+            self.check_capacity(job.user_id, job.guild_id)
         job.future = self._loop.create_future()
         with self._cond:
             if job.user_id not in self._pending:

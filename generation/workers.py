@@ -45,6 +45,7 @@ def build_queue(
     max_attempts: int = 3,
     max_worker_losses: int = 3,
     allow_no_workers: bool = False,
+    max_pending_per_guild: int = 0,
 ) -> JobQueue:
     """The job queue over these engines, with the configured caps, timeout, batching and previews.
 
@@ -54,6 +55,7 @@ def build_queue(
         engines,
         max_pending_per_user=max_pending_per_user,
         max_pending_total=max_pending_total,
+        max_pending_per_guild=max_pending_per_guild,
         job_timeout_s=job_timeout_s,
         max_batch_images=max_batch_images,
         preview_interval_s=preview_interval_s or None,

@@ -188,8 +188,9 @@ def interaction_payload(
     channel_id: int,
     upload_limit: int,
     message: dict[str, Any] | None = None,
+    dm: bool = False,
 ) -> dict[str, Any]:
-    """A full INTERACTION_CREATE ``d`` for a guild interaction."""
+    """A full INTERACTION_CREATE ``d`` for a guild interaction (``dm``: from a DM with the bot instead)."""
     channel = world.channel_json(channel_id)
     guild_id = world.guild_of(channel_id)
     payload: dict[str, Any] = {
@@ -212,6 +213,13 @@ def interaction_payload(
         "context": 0,
         "attachment_size_limit": upload_limit,
     }
+    if dm:
+        for key in ("guild_id", "guild", "member", "guild_locale"):
+            payload.pop(key)
+        payload["user"] = world.users[user_id].to_json()
+        payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [world.users[user_id].to_json()]}
+        payload["context"] = 1
+        payload["authorizing_integration_owners"] = {"1": str(user_id)}
     if message is not None:
         payload["message"] = message
     return payload

@@ -337,6 +337,8 @@ class DiscordEmulator:
         data: dict[str, Any],
         ack_timeout: float | None,
         message: dict[str, Any] | None = None,
+        *,
+        dm: bool = False,
     ) -> EmuInteraction:
         payload = interaction_payload(
             self.world,
@@ -348,6 +350,7 @@ class DiscordEmulator:
             channel_id=inter.channel_id,
             upload_limit=self.upload_limit,
             message=message,
+            dm=dm,
         )
         inter.created_at = time.monotonic()
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -373,8 +376,11 @@ class DiscordEmulator:
         attachments: dict[str, tuple[str, bytes, str]] | None = None,
         ack_timeout: float | None = 5.0,
         check_values: bool = True,
+        dm: bool = False,
     ) -> EmuInteraction:
         """A user runs ``/name`` with ``options``; typed from the command the bot registered.
+
+        ``dm``: from a direct message with the bot (no guild, no member; ``channel_id`` is the DM's).
 
         Values must fit the registered types, choices and min/max like Discord's client enforces;
         ``check_values=False`` sends them anyway (to test the bot's own checks).
@@ -398,7 +404,7 @@ class DiscordEmulator:
             check_values=check_values,
         )
         inter = self._new_interaction(APPLICATION_COMMAND, user_id, channel, name=name)
-        return await self._send_interaction(inter, data, ack_timeout)
+        return await self._send_interaction(inter, data, ack_timeout, dm=dm)
 
     async def autocomplete(
         self,

@@ -28,6 +28,8 @@ ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
 USE_EXTERNAL_EMOJIS = 1 << 18
 USE_APPLICATION_COMMANDS = 1 << 31
+#: The channel type of a public thread.
+PUBLIC_THREAD = 11
 SEND_MESSAGES_IN_THREADS = 1 << 38
 ADMINISTRATOR = 1 << 3
 ALL_PERMISSIONS = (1 << 53) - 1
@@ -125,8 +127,28 @@ class Channel:
     type: int = 0
     #: The guild the channel belongs to (None: the main guild).
     guild_id: int | None = None
+    #: A thread's channel (type 11, a public thread); None for channels.
+    parent_id: int | None = None
 
     def to_json(self, guild_id: int) -> dict[str, Any]:
+        if self.type == PUBLIC_THREAD:
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "guild_id": str(guild_id),
+                "parent_id": str(self.parent_id),
+                "owner_id": str(self.parent_id),
+                "name": self.name,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "message_count": 0,
+                "member_count": 1,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False, "auto_archive_duration": 1440,
+                    "archive_timestamp": "2024-01-01T00:00:00+00:00", "locked": False,
+                },
+            }
         return {
             "id": str(self.id),
             "type": self.type,
@@ -235,6 +257,12 @@ class World:
         channel = self.channels.get(channel_id)
         return channel.guild_id if channel is not None and channel.guild_id is not None else self.guild_id
 
+    def add_thread(self, parent_id: int, name: str) -> int:
+        """A public thread in channel ``parent_id`` (add it before the bot connects: it comes with the guild)."""
+        thread_id = self.snowflake()
+        self.channels[thread_id] = Channel(thread_id, name, 0, type=PUBLIC_THREAD, parent_id=parent_id)
+        return thread_id
+
     def add_user(self, username: str, *, moderator: bool = False) -> User:
         user = User(self.snowflake(), username, role_ids=[self.moderator_role_id] if moderator else [])
         self.users[user.id] = user
@@ -301,6 +329,7 @@ class World:
     def guild_json(self, *, include_all_members: bool, guild_id: int | None = None) -> dict[str, Any]:
         gid = self.guild_id if guild_id is None else guild_id
         own = None if gid == self.guild_id else gid
+        own_channels = [c for c in self.channels.values() if c.guild_id == own]
         member_ids = list(self.users) if include_all_members else [self.bot_user_id]
         return {
             "id": str(gid),
@@ -343,8 +372,8 @@ class World:
             "unavailable": False,
             "member_count": len(self.users),
             "members": [self.member_json(uid, guild_id=gid) for uid in member_ids],
-            "channels": [c.to_json(gid) for c in self.channels.values() if c.guild_id == own],
-            "threads": [],
+            "channels": [c.to_json(gid) for c in own_channels if c.type != PUBLIC_THREAD],
+            "threads": [c.to_json(gid) for c in own_channels if c.type == PUBLIC_THREAD],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

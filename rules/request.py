@@ -275,6 +275,33 @@ def upscale_of(
     )
 
 
+def fit_source(width: int, height: int, limits: GenerationLimits) -> tuple[int, int]:
+    """The size to draw from a ``width x height`` source at: its aspect, within ``max_size`` and
+    ``max_pixels``, each side a multiple of 8 and at least ``min_size``.
+
+    An upscaled image (up to ``max_upscaled_pixels``) or a large comic panel is scaled down to
+    fit, so a variation of it or a panel continuing from it passes validation.
+    """
+    scale = min(1.0, limits.max_size / width, limits.max_size / height)
+    scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
+    fitted_w, fitted_h = _fit(scaled_w, scaled_h, limits.max_pixels)
+    return (
+        min(max(fitted_w, limits.min_size), limits.max_size),
+        min(max(fitted_h, limits.min_size), limits.max_size),
+    )
+
+
+def _fit(width: int, height: int, max_pixels: int, multiple: int = 8) -> tuple[int, int]:
+    """The aspect of ``width x height`` at most ``max_pixels``, sides multiples of ``multiple`` (never enlarged)."""
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
+    new_w = max(multiple, round(width * scale / multiple) * multiple)
+    new_h = max(multiple, round(height * scale / multiple) * multiple)
+    if new_w * new_h > max_pixels:
+        new_w = max(multiple, int(width * scale // multiple) * multiple)
+        new_h = max(multiple, int(height * scale // multiple) * multiple)
+    return new_w, new_h
+
+
 def variation_of(
     request: GenerationRequest,
     *,

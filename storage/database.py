@@ -151,6 +151,12 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX jobs_by_channel ON jobs (channel_id, id);
     CREATE INDEX comic_panels_by_job ON comic_panels (job_id);
     """,
+    # 4: whether the safety checker flagged an image: it stays out of /history, comics and reactions;
+    # /history also pages by server.
+    """
+    ALTER TABLE images ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX images_by_requester_guild ON images (requester_id, guild_id, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -95,13 +95,17 @@ class ImageRecord:
     created_at: float
     #: What the safety policy decided when the image was posted: post, spoiler or withhold (None: not known).
     safety: str | None = None
-    #: When its result message was deleted (None: not deleted).
+    #: The safety checker flagged it: never shown outside its own (spoilered or withheld) result.
+    flagged: bool = False
+    #: When its result message was deleted (❌ or 🗑️); None while it stands.
     deleted_at: float | None = None
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> ImageRecord:
         """Build a record from a row selected with ``SELECT *``."""
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["flagged"] = bool(values.get("flagged", 0))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class NewImage:
     parent_image_id: int | None
     requester_id: int
     guild_id: int | None
+    #: The safety checker flagged it.
+    flagged: bool = False
 
 
 class ImageRepository:
@@ -134,12 +140,12 @@ class ImageRepository:
             for image in images:
                 cursor = await self._db.execute(
                     """INSERT INTO images (job_id, idx, seed, params_json, path, sha256, width, height,
-                                           parent_image_id, requester_id, guild_id, created_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                           parent_image_id, requester_id, guild_id, created_at, flagged)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (job_id, idx) DO UPDATE SET
                            seed = excluded.seed, params_json = excluded.params_json,
                            path = excluded.path, sha256 = excluded.sha256,
-                           width = excluded.width, height = excluded.height
+                           width = excluded.width, height = excluded.height, flagged = excluded.flagged
                        RETURNING id""",
                     (
                         image.job_id,
@@ -154,6 +160,7 @@ class ImageRepository:
                         image.requester_id,
                         image.guild_id,
                         now,
+                        int(image.flagged),
                     ),
                 )
                 row = await cursor.fetchone()
@@ -189,13 +196,29 @@ class ImageRepository:
             rows = await cur.fetchall()
         return [ImageRecord.from_row(row) for row in rows]
 
-    async def history(self, requester_id: int, *, before_id: int | None = None, limit: int = 10) -> list[
-        ImageRecord
-    ]:
-        """A member's images, newest first, a page at a time (keyset paging on id)."""
+    async def history(
+        self, requester_id: int, *, guild_id: int | None, before_id: int | None = None, limit: int = 10
+    ) -> list[ImageRecord]:
+        """A member's images made in one server (None: in DMs), newest first, a page at a time.
+
+        Images the safety checker flagged and images whose result was deleted are left out.
+        """
         async with self._db.execute(
-            """SELECT * FROM images WHERE requester_id = ? AND id < ? ORDER BY id DESC LIMIT ?""",
-            (requester_id, before_id if before_id is not None else 2**63 - 1, limit),
+            """SELECT * FROM images
+               WHERE requester_id = ? AND guild_id IS ? AND id < ? AND flagged = 0 AND deleted_at IS NULL
+               ORDER BY id DESC LIMIT ?""",
+            (requester_id, guild_id, before_id if before_id is not None else 2**63 - 1, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [ImageRecord.from_row(row) for row in rows]
+
+    async def mark_deleted(self, image_ids: list[int]) -> None:
+        """Their result message was deleted: keep them out of /history and comics from now on."""
+        if not image_ids:
+            return
+        marks = ", ".join("?" for _ in image_ids)
+        async with transaction(self._db):
+            await self._db.execute(
+                f"UPDATE images SET deleted_at = ? WHERE id IN ({marks}) AND deleted_at IS NULL",
+                (time.time(), *image_ids),
+            )

@@ -72,7 +72,11 @@ async def test_images_are_content_addressed_and_rows_are_idempotent(storage: Sto
     [again] = await storage.images.add_many([image])  # a re-run of the job replaces, never duplicates
     assert row.id == again.id
     assert [r.id for r in await storage.images.for_job(job.id)] == [row.id]
-    assert [r.id for r in await storage.images.history(11)] == [row.id]
+    assert [r.id for r in await storage.images.history(11, guild_id=5)] == [row.id]
+    assert await storage.images.history(11, guild_id=6) == []
+    assert await storage.images.history(11, guild_id=None) == []
+    await storage.images.mark_deleted([row.id])
+    assert await storage.images.history(11, guild_id=5) == []
 
 
 async def test_failed_transaction_leaves_nothing_behind(storage: Storage) -> None:

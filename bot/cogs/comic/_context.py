@@ -108,8 +108,17 @@ class ComicContext:
         except ComicStorageError as error:
             raise UserFacingError(str(error)) from None
 
+    def check_words(self, *texts: str | None) -> None:
+        """Refuse text with a word the server blocks (``[safety] blocked_words``), as /imagine does."""
+        for text in texts:
+            blocked = self.services.settings.safety.blocked_word_in(text) if text else None
+            if blocked is not None:
+                raise UserFacingError(f"That contains a word this server doesn't allow (`{blocked}`).")
+
     def validate(self, request: GenerationRequest) -> GenerationRequest:
-        """A panel's request checked against the limits (a long prompt is explained: style and characters count)."""
+        """A panel's request checked against the blocked words and the limits (a long prompt is explained:
+        style and characters count). The prompt checked is the one drawn: characters' descriptions woven in."""
+        self.check_words(request.prompt)
         try:
             return self.services.runner.validate(request)
         except RequestError as error:
@@ -129,10 +138,10 @@ class ComicContext:
         except TextDoesNotFit as error:
             raise UserFacingError(error.user_message) from None
 
-    def check_capacity(self, user_id: int) -> None:
-        """Refuse a panel job the queue would not take from this member now."""
+    def check_capacity(self, interaction: discord.Interaction) -> None:
+        """Refuse a panel job the queue would not take from this member (or their server) now."""
         try:
-            self.services.queue.check_capacity(user_id)
+            self.services.queue.check_capacity(interaction.user.id, interaction.guild_id)
         except QueueFull as error:
             raise UserFacingError(str(error)) from None
 

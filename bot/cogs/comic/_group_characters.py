@@ -38,6 +38,8 @@ class CharacterCommands(app_commands.Group, name="character", description="The c
             raise UserFacingError("A character's name needs at least one letter or digit.")
         if not description:
             raise UserFacingError("The description is empty; say how the character looks.")
+        # Descriptions are woven into panel prompts: the blocked words apply to them too.
+        self.context.check_words(name, description)
         try:
             character, created = await self.context.storage.comics.set_character(
                 comic.id, name, description, max_characters=self.context.settings.max_characters

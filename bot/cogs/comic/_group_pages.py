@@ -113,14 +113,18 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
         sources = []
         blank: list[str] = []
         redrawing: list[str] = []
+        withheld: list[str] = []
         sides = speaker_sides([(p.speaker, p.dialogue) for p in panels])
         for panel, side in zip(panels, sides, strict=True):
             image = await self.context.current_image(panel)
-            path = self.context.storage.files.path_of(image.path) if image is not None else None
-            if image is None:
+            if image is not None and image.flagged:  # never shown outside its own (withheld) result
+                withheld.append(str(panel.position))
+                image = None
+            elif image is None:
                 blank.append(str(panel.position))
             elif panel.drawing:
                 redrawing.append(str(panel.position))
+            path = self.context.storage.files.path_of(image.path) if image is not None else None
             sources.append(_pages.PanelSource(path, panel.caption, panel.dialogue, side))
         pages = await _in_render_pool(
             _pages.render_pages, comic.title, sources, layout=comic.layout,
@@ -131,6 +135,8 @@ class PageCommands(app_commands.Group, name="comic", description="Make comics fr
             notes.append(f"panel {', '.join(blank)} not drawn yet (shown blank)")
         if redrawing:
             notes.append(f"panel {', '.join(redrawing)} being redrawn")
+        if withheld:
+            notes.append(f"panel {', '.join(withheld)} withheld by the safety checker (shown blank)")
         return pages, (f"\n-# {'; '.join(notes)}" if notes else "")
 
     async def _info(self, interaction: discord.Interaction, comic: ComicRecord, panels: list[PanelRecord]) -> ComicInfo:

@@ -15,7 +15,7 @@ from bot.cogs.comic._context import CLEAR, NO_PINGS, ComicContext, clean, quote
 from bot.cogs.comic._panels import panel_request, take_of, with_take
 from bot.errors import UserFacingError
 from bot.jobs import JobOrigin
-from rules.request import GenerationRequest
+from rules.request import GenerationRequest, fit_source
 from storage.comics import ComicRecord, ComicStorageError, NewPanel, PanelPlan, PanelPlanner, PanelRecord
 
 #: A panel's texts a ``/comic edit`` may change besides its prompt.
@@ -64,7 +64,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
             init_image=init,
             strength=context.settings.continue_strength,
         ))
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
@@ -105,7 +105,14 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
             raise UserFacingError(
                 f"Panel {previous.position} isn't drawn yet; wait for it, or leave `continue_from_previous` off."
             )
-        return (image.path, image.width, image.height)
+        if image.flagged:
+            raise UserFacingError(
+                f"Panel {previous.position}'s picture was withheld by the safety checker; redo it, or leave "
+                "`continue_from_previous` off."
+            )
+        # A large previous panel (an upscale added with 📖) is drawn from at a size the limits allow.
+        width, height = fit_source(image.width, image.height, self.context.services.settings.generation)
+        return (image.path, width, height)
 
     @app_commands.command(name="edit")
     @app_commands.describe(
@@ -165,7 +172,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         """How an edited prompt redraws its panel: the same seed and take, the new prompt."""
         context = self.context
         characters = await context.characters(comic)
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         fresh = panel_request(new_prompt, characters=characters, style=context.style(comic),
                               limits=context.services.settings.generation, size=context.services.model.native_size)
         context.validate(fresh)
@@ -188,7 +195,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         context = self.context
         comic = await context.editable(interaction, "redo panels of")
         await context.panel(comic, panel)
-        context.check_capacity(interaction.user.id)
+        context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:

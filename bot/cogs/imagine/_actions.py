@@ -26,7 +26,7 @@ from bot.discord_limits import CONTENT_MAX
 from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.grid import make_grid
-from rules.request import GenerationRequest, RequestError, reroll_of, upscale_of, variation_of
+from rules.request import GenerationRequest, RequestError, fit_source, reroll_of, upscale_of, variation_of
 from storage.errors import NotFound
 from storage.images import ImageRecord
 
@@ -37,6 +37,9 @@ HISTORY_PAGE_SIZE = 4
 #: The deepest /history page (keeps each page's lookup small).
 HISTORY_MAX_PAGES = 250
 HISTORY_THUMBNAIL_SIDE = 256
+
+#: What a member is told who reacts to (or clicks for) an image the safety checker withheld.
+WITHHELD_TEXT = "That image was withheld by the safety checker; nothing can be made from it here."
 
 Strength = Literal["subtle", "strong"]
 
@@ -50,11 +53,16 @@ class ResultActions:
     # -- re-roll, upscale, vary ------------------------------------------------------------------------
 
     async def _image(self, origin: JobOrigin, image_id: int) -> ImageRecord | None:
+        """The image to work from, or None (the member told why): gone, or withheld by the safety checker."""
         try:
-            return await self.services.storage.images.get(image_id)
+            image = await self.services.storage.images.get(image_id)
         except NotFound:
             await self.services.runner.refuse(origin, "That image is no longer in the database.")
             return None
+        if self.services.runner.withholds(image.flagged, origin.channel_id):
+            await self.services.runner.refuse(origin, WITHHELD_TEXT)
+            return None
+        return image
 
     async def reroll(self, origin: JobOrigin, job_id: int) -> int | None:
         """🔄: the job's request again with a new seed (all its images)."""
@@ -92,9 +100,8 @@ class ResultActions:
         limits = self.services.settings.generation
         amount = limits.variation_subtle_strength if strength == "subtle" else limits.variation_strong_strength
         source = GenerationRequest.from_json(image.params_json)
-        request = variation_of(
-            source, source_path=image.path, width=image.width, height=image.height, strength=amount
-        )
+        width, height = fit_source(image.width, image.height, limits)  # an upscale is larger than max_pixels
+        request = variation_of(source, source_path=image.path, width=width, height=height, strength=amount)
         return await self.services.runner.start_job(origin, request, parent_image_id=image.id)
 
     async def upscale_from_interaction(self, interaction: discord.Interaction, image_id: int) -> None:
@@ -138,8 +145,13 @@ class ResultActions:
             log.warning("could not delete result %s: %s", message.id, error)
             await interaction.followup.send("I couldn't delete that message.", ephemeral=True)
             return
-        await self.services.storage.images.mark_job_deleted(job_id)
+        await self.forget_result(job_id)
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
+
+    async def forget_result(self, job_id: int) -> None:
+        """A result was deleted: its images leave /history and can no longer go into comics."""
+        images = await self.services.storage.images.for_job(job_id)
+        await self.services.storage.images.mark_deleted([image.id for image in images])
 
     # -- info, comic, history ---------------------------------------------------------------------------
 
@@ -163,12 +175,15 @@ class ResultActions:
         )
 
     async def history_page(
-        self, user_id: int, page: int
+        self, user_id: int, page: int, *, guild_id: int | None
     ) -> tuple[str, discord.ui.View, discord.File | None]:
-        """One page of a member's images, newest first: a text list, ◀/▶ buttons and a grid of thumbnails."""
+        """One page of a member's images made in this server, newest first: a text list, ◀/▶ buttons and
+        a grid of thumbnails. Images the safety checker flagged and deleted results are never shown."""
         page = max(0, min(page, HISTORY_MAX_PAGES - 1))
         start = page * HISTORY_PAGE_SIZE
-        rows = await self.services.storage.images.history(user_id, limit=start + HISTORY_PAGE_SIZE + 1)
+        rows = await self.services.storage.images.history(
+            user_id, guild_id=guild_id, limit=start + HISTORY_PAGE_SIZE + 1
+        )
         shown = rows[start : start + HISTORY_PAGE_SIZE]
         has_next = len(rows) > start + HISTORY_PAGE_SIZE and page + 1 < HISTORY_MAX_PAGES
         view = history_view(user_id, page, has_next=has_next)

@@ -42,7 +42,9 @@ class ButtonActions(Protocol):
 
     async def add_to_comic(self, image_id: int, *, user_id: int, guild_id: int | None) -> str: ...
 
-    async def history_page(self, user_id: int, page: int) -> tuple[str, discord.ui.View, discord.File | None]: ...
+    async def history_page(
+        self, user_id: int, page: int, *, guild_id: int | None
+    ) -> tuple[str, discord.ui.View, discord.File | None]: ...
 
 
 _ACTIONS: weakref.WeakKeyDictionary[discord.Client, ButtonActions] = weakref.WeakKeyDictionary()
@@ -214,7 +216,7 @@ class HistoryPageButton(
         """Replace the page shown with the one this button points to."""
         if (actions := await _actions(interaction)) is None:
             return
-        content, view, file = await actions.history_page(self.user_id, self.page)
+        content, view, file = await actions.history_page(self.user_id, self.page, guild_id=interaction.guild_id)
         await interaction.response.edit_message(
             content=content, view=view, attachments=[file] if file is not None else [],
             allowed_mentions=discord.AllowedMentions.none(),

@@ -23,12 +23,13 @@ from bot import embeds, emojis
 from bot.cogs.imagine import _buttons
 from bot.cogs.imagine._actions import ResultActions
 from bot.cogs.imagine._build import ImagineOptions, build_request
-from bot.cogs.imagine._uploads import read_sources
+from bot.cogs.imagine._uploads import SourceImages, discard, read_sources, store_sources
 from bot.discord_limits import CONTENT_MAX
-from bot.errors import reply_ephemeral
+from bot.errors import UserFacingError, reply_ephemeral
 from bot.jobs import JobOrigin
 from bot.outlets import NO_PINGS
 from bot.services import Services
+from generation.errors import QueueFull
 from rules.request import SEED_MAX, RequestError
 from rules.styles import match_styles
 from storage.errors import NotFound
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Waits before looking again for a just-posted message's record (see ``_posted_message``).
 RECORD_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
+#: What a member is told when they use a command in a DM while ``[discord] allow_dms`` is off.
+DM_REFUSED_TEXT = "I work in servers only: use my commands in a server channel, where its moderators can see them."
+#: Stands for an upload's path while its request is validated, before the upload is stored.
+PENDING_UPLOAD = "(upload)"
 #: Reactions this cog acts on.
 HANDLED_REACTIONS = frozenset({emojis.CANCEL, emojis.REROLL, emojis.UPSCALE, emojis.VARY, *emojis.NUMBERS})
 
@@ -49,6 +54,16 @@ class Imagine(commands.Cog):
         self.bot = bot
         self.services = services
         self.actions = ResultActions(services)
+        if not services.settings.discord.allow_dms:
+            # Discord then hides the commands in DMs; interaction_check refuses any that still come.
+            for command in self.__cog_app_commands__:
+                command.guild_only = True
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """The DM policy: outside a server, commands work only when ``[discord] allow_dms`` is on."""
+        if interaction.guild_id is None and not self.services.settings.discord.allow_dms:
+            raise UserFacingError(DM_REFUSED_TEXT)
+        return True
 
     async def cog_load(self) -> None:
         """Give every engine the configured safety checker and upscaler; put the buttons on results."""
@@ -117,6 +132,7 @@ class Imagine(commands.Cog):
     ) -> None:
         settings = self.services.settings
         limits = settings.generation
+        stored: SourceImages | None = None
         try:
             if image is None and (mask is not None or strength is not None):
                 raise RequestError(
@@ -130,21 +146,28 @@ class Imagine(commands.Cog):
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
                 await interaction.response.defer(thinking=True)
-                sources = await read_sources(image, mask, limits=limits, store=self.services.storage.files)
+                decoded = await read_sources(image, mask, limits=limits)
                 request = build_request(
                     options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                    safety=settings.safety, source_size=sources.size,
+                    safety=settings.safety, source_size=decoded.size,
                 ).replace(
                     seed=request.seed,
-                    kind="inpaint" if sources.mask_path else "img2img",
-                    init_image=sources.image_path,
-                    mask_image=sources.mask_path,
+                    kind="inpaint" if decoded.mask is not None else "img2img",
+                    init_image=PENDING_UPLOAD,
+                    mask_image=PENDING_UPLOAD if decoded.mask is not None else None,
                     strength=limits.default_strength if strength is None else strength,
                 )
-        except RequestError as error:
+                # Refuse before storing anything: a refused request leaves no file behind.
+                self.services.runner.validate(request)
+                self.services.queue.check_capacity(interaction.user.id, interaction.guild_id)
+                stored = await store_sources(decoded, self.services.storage.files)
+                request = request.replace(init_image=stored.image_path, mask_image=stored.mask_path)
+        except (RequestError, QueueFull) as error:
             await reply_ephemeral(interaction, str(error))
             return
-        await self.services.runner.start_job(JobOrigin.of(interaction), request)
+        job_id = await self.services.runner.start_job(JobOrigin.of(interaction), request)
+        if job_id is None and stored is not None:
+            await discard(stored, self.services.storage.files)
 
     @imagine.autocomplete("style")
     async def _style_autocomplete(
@@ -163,9 +186,9 @@ class Imagine(commands.Cog):
     @app_commands.command(name="history")
     @app_commands.describe(user="Whose images to show (default: yours)")
     async def history(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
-        """Page through a member's images, newest first (only you see the pages)."""
+        """Page through a member's images made in this server, newest first (only you see the pages)."""
         target = user or interaction.user
-        content, view, file = await self.actions.history_page(target.id, 0)
+        content, view, file = await self.actions.history_page(target.id, 0, guild_id=interaction.guild_id)
         extra: dict[str, Any] = {"file": file} if file is not None else {}
         await interaction.response.send_message(
             content, view=view, ephemeral=True, allowed_mentions=NO_PINGS, **extra
@@ -266,7 +289,7 @@ class Imagine(commands.Cog):
         except discord.HTTPException as error:
             log.warning("could not delete result %s: %s", payload.message_id, error)
             return
-        await self.services.storage.images.mark_job_deleted(posted.job_id)
+        await self.actions.forget_result(posted.job_id)
         log.info("result of job %s deleted by %s (❌)", posted.job_id, payload.user_id)
 
     async def _remove_reaction(self, payload: discord.RawReactionActionEvent, emoji: str) -> None:
@@ -277,10 +300,12 @@ class Imagine(commands.Cog):
             log.info("could not remove a refused %s: %s", emoji, error)
 
     def _can_moderate(self, payload: discord.RawReactionActionEvent) -> bool:
-        """Whether the reacting member may manage messages in that channel."""
+        """Whether the reacting member may manage messages in that channel (in a thread: in its parent)."""
         member = payload.member
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
-        channel = guild.get_channel(payload.channel_id) if guild else None
+        channel = guild.get_channel_or_thread(payload.channel_id) if guild else None
+        if isinstance(channel, discord.Thread):
+            channel = channel.parent
         if member is None or channel is None:
             return False
         return bool(channel.permissions_for(member).manage_messages)
