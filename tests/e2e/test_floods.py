@@ -70,10 +70,14 @@ async def test_one_member_floods_100(emulator: DiscordEmulator, engine: Any, tmp
         await emulator.send_slash_command("imagine", {"prompt": "mine", "count": 1}, user_id=other)
         await all_finished(emulator, db)
         [(b_created, b_started)] = rows(db, "SELECT created_at, started_at FROM jobs WHERE requester_id = ?", other)
-        waiting = rows(db, "SELECT started_at FROM jobs WHERE requester_id = ? AND created_at < ? AND started_at > ?",
-                       flooder, b_created, b_created)
-        if len(waiting) >= 2:  # the flooder still had jobs waiting: the other member's went before some
-            assert any(started > b_started for (started,) in waiting)
+        # Not stuck behind the flood: between the other member's request and its start, at most one
+        # pipeline call of the flooder's ran (one batch: the jobs the worker had already taken up).
+        ahead = rows(db, "SELECT DISTINCT started_at FROM jobs WHERE requester_id = ? AND started_at > ? "
+                         "AND started_at < ?", flooder, b_created, b_started)
+        starts = sorted(started for (started,) in ahead)
+        calls = sum(1 for earlier, later in zip([None, *starts], starts, strict=False)
+                    if earlier is None or later - earlier > 0.05)  # a batch's jobs start within milliseconds
+        assert calls <= 1, (b_created, b_started, starts)
         assert rows(db, "SELECT status FROM jobs WHERE requester_id = ?", other) == [("done",)]
     finally:
         await bot.stop()
@@ -81,7 +85,6 @@ async def test_one_member_floods_100(emulator: DiscordEmulator, engine: Any, tmp
                        f"all acknowledged < 3 s; {accepted} accepted; another member's job not stuck")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 11 (part A): the per-member cap does not hold under a burst")
 async def test_burst_respects_the_per_member_cap(emulator: DiscordEmulator, engine: Any, tmp_path: Path) -> None:
     settings = settings_for(emulator, tmp_path, queue={"max_pending_per_user": CAP})
     bot = await start_bot(emulator, engine, settings)
@@ -161,8 +164,8 @@ async def test_three_servers_share_the_queue(emulator: DiscordEmulator, engine: 
                        "all acknowledged < 3 s; each server's 10 jobs done in its own channel")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 13 (part A): no per-server share of the queue, so a server with "
-                   "many members goes first")
+@pytest.mark.xfail(strict=True, reason="servers do not take turns: the queue is fair per member, and "
+                   "[queue] max_pending_per_guild only caps a server's share, so a server with many members goes first")
 async def test_a_busy_server_does_not_starve_the_others(
     emulator: DiscordEmulator, engine: Any, tmp_path: Path
 ) -> None:
