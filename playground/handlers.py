@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from .core import EmulatorCore
 from .gateway import INTENT_GUILD_MESSAGE_REACTIONS, INTENT_GUILD_MESSAGES, INTENT_MESSAGE_CONTENT
 from .records import EPHEMERAL_FLAG, LOADING_FLAG, EmuAttachment, EmuInteraction, EmuMessage
 from .rest import ApiCall, DiscordError, json_response
 from .state import emoji_json, normalise_emoji
-
-if TYPE_CHECKING:
-    from .server import DiscordEmulator
 
 Handler = Callable[[ApiCall], Awaitable[web.Response]]
 
@@ -60,7 +58,7 @@ def _assign_component_ids(components: list[dict[str, Any]], counter: list[int]) 
 class MessageStore:
     """Creates, edits and deletes messages, with Discord's checks and gateway events."""
 
-    def __init__(self, emu: DiscordEmulator) -> None:
+    def __init__(self, emu: EmulatorCore) -> None:
         self.emu = emu
 
     def get(self, message_id: int, channel_id: int | None = None) -> EmuMessage:
@@ -279,7 +277,7 @@ class MessageStore:
 class Handlers:
     """All implemented routes. ``routes()`` maps (METHOD, spec template) to a handler."""
 
-    def __init__(self, emu: DiscordEmulator) -> None:
+    def __init__(self, emu: EmulatorCore) -> None:
         self.emu = emu
         self.store = MessageStore(emu)
 

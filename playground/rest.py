@@ -13,16 +13,14 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
+from .core import EmulatorCore
 from .records import RestRequest
 from .spec import normalise_attachment_ids
-
-if TYPE_CHECKING:
-    from .server import DiscordEmulator
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ class ApiCall:
 class RestApi:
     """Front door for REST: everything between the HTTP request and a handler."""
 
-    def __init__(self, emu: DiscordEmulator) -> None:
+    def __init__(self, emu: EmulatorCore) -> None:
         self.emu = emu
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
