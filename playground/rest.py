@@ -167,7 +167,8 @@ class RestApi:
             "You are being rate limited.",
             problem=f"rate limit: {method} {template} over the {scope} limit of {count} per {per:g}s (429)",
             extra={"retry_after": retry, "global": verdict.is_global},
-            headers={**verdict.headers, "Retry-After": str(retry)},
+            # Discord's 429s come through its proxy (``Via``): clients take a 429 without it for a Cloudflare ban.
+            headers={**verdict.headers, "Retry-After": str(retry), "Via": "1.1 google"},
         )
 
     def _check_auth(self, request: web.Request, template: str) -> None:
