@@ -50,11 +50,16 @@ class SourceImages:
     created: tuple[str, ...] = field(default=())
 
 
+#: The longest an attachment's download may take: Discord's CDN answers in well under a second, and the
+#: member is waiting (the interaction is deferred, so this stays inside its 15 minutes).
+DOWNLOAD_TIMEOUT_S = 8.0
+
+
 async def _download(attachment: discord.Attachment, role: UploadRole, limits: GenerationLimits) -> bytes:
     check_declared_size(attachment.size, filename=attachment.filename, max_bytes=limits.max_upload_bytes, role=role)
     try:
-        return await attachment.read()
-    except (discord.HTTPException, discord.NotFound) as error:
+        return await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT_S)
+    except (discord.HTTPException, TimeoutError) as error:
         raise UploadError(role, f"I couldn't download the {role} `{attachment.filename}`; upload it again.") from error
 
 
