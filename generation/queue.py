@@ -156,6 +156,8 @@ class JobQueue:
         self._running: dict[int, QueuedJob] = {}
         #: Jobs started per user in the current busy period, and when each user began waiting.
         self._served: dict[int, int] = {}
+        #: Jobs started per server (guild id; None for direct messages) in the current busy period.
+        self._guild_served: dict[int | None, int] = {}
         self._arrival: dict[int, int] = {}
         self._arrivals = 0
         self._batches: dict[int, list[QueuedJob]] = {}
@@ -331,19 +333,46 @@ class JobQueue:
             return self._order_locked()
 
     def _order_locked(self) -> list[QueuedJob]:
-        """Play :meth:`_next_user_locked` forward without taking anything (O(n log users))."""
-        heap = [(self._served.get(user, 0), self._arrival[user], user) for user in self._pending]
-        heapq.heapify(heap)
+        """Play :meth:`_next_user_locked` forward without taking anything (O(n log n)).
+
+        Servers take turns first (the one that has had the fewest jobs started in this busy
+        period, ties to whoever waited first), then members within the server, the same way; so a
+        server with many members cannot push a quieter server to the back. With one server this is
+        plain per-member fairness.
+        """
         next_index = dict.fromkeys(self._pending, 0)
+        users_of: dict[int | None, list[tuple[int, int, int]]] = {}
+        guild_first: dict[int | None, int] = {}
+        for user, jobs in self._pending.items():
+            guild = jobs[0].guild_id
+            heapq.heappush(users_of.setdefault(guild, []), (self._served.get(user, 0), self._arrival[user], user))
+            guild_first[guild] = min(guild_first.get(guild, self._arrival[user]), self._arrival[user])
+        guild_served = dict(self._guild_served)
+        #: (turns, first arrival, tie-break, guild): the tie-break keeps None and ints from being compared.
+        guilds = [(guild_served.get(g, 0), guild_first[g], n, g) for n, g in enumerate(users_of)]
+        heapq.heapify(guilds)
+        queued = set(users_of)
+        tie = len(guilds)
         ordered: list[QueuedJob] = []
-        while heap:
-            served, arrival, user = heapq.heappop(heap)
+        while guilds:
+            turns, first, order, guild = heapq.heappop(guilds)
+            queued.discard(guild)
+            served, arrival, user = heapq.heappop(users_of[guild])
             jobs = self._pending[user]
             index = next_index[user]
             ordered.append(jobs[index])
             next_index[user] = index + 1
             if index + 1 < len(jobs):
-                heapq.heappush(heap, (served + 1, arrival, user))
+                after = jobs[index + 1].guild_id
+                heapq.heappush(users_of.setdefault(after, []), (served + 1, arrival, user))
+                if after != guild and after not in queued:
+                    tie += 1
+                    heapq.heappush(guilds, (guild_served.get(after, 0), arrival, tie, after))
+                    queued.add(after)
+            if users_of[guild] and guild not in queued:
+                heapq.heappush(guilds, (turns + 1, first, order, guild))
+                queued.add(guild)
+            guild_served[guild] = turns + 1
         return ordered
 
     def waiting_places(self) -> list[tuple[QueuedJob, int, float | None]]:
@@ -367,13 +396,14 @@ class JobQueue:
         return places
 
     def _next_user_locked(self) -> int:
-        """The waiting user who has had the fewest jobs started while the queue has been busy.
+        """The waiting member whose job is next: servers take turns, then members within a server.
 
-        Ties go to whoever started waiting first. A member arriving while another has ten jobs
-        queued has had none, so their job is next: it waits for the running job only. Counts
-        start over whenever the queue runs dry.
+        Each counts the jobs started while the queue has been busy; ties go to whoever started
+        waiting first. A member arriving while another has ten jobs queued has had none, so their
+        job is next: it waits for the running job only. Counts start over whenever the queue runs
+        dry. See :meth:`_order_locked`, which plays this forward.
         """
-        return min(self._pending, key=lambda u: (self._served.get(u, 0), self._arrival[u]))
+        return self._order_locked()[0].user_id
 
     def position(self, job_id: int) -> int | None:
         """1 for the next job to run, 2 after it...; 0 while running; None if unknown."""
@@ -515,6 +545,7 @@ class JobQueue:
                 self._running[job.job_id] = job
                 self._batches[job.job_id] = batch
                 self._served[job.user_id] = self._served.get(job.user_id, 0) + 1
+                self._guild_served[job.guild_id] = self._guild_served.get(job.guild_id, 0) + 1
             return batch
 
     def _has_model(self, index: int, model: str | None) -> bool:
@@ -559,6 +590,7 @@ class JobQueue:
             job.started_at = job.device = job.worker = job._deadline = None
             job._last_preview = 0.0
             self._served[job.user_id] = max(self._served.get(job.user_id, 0) - 1, 0)
+            self._guild_served[job.guild_id] = max(self._guild_served.get(job.guild_id, 0) - 1, 0)
             if job.user_id not in self._pending:
                 self._arrival[job.user_id] = min(self._arrival.values(), default=1) - 1
             self._pending.setdefault(job.user_id, collections.deque()).appendleft(job)
@@ -573,6 +605,7 @@ class JobQueue:
             del self._arrival[job.user_id]
         if not self._pending and not self._running:
             self._served.clear()  # the busy period is over
+            self._guild_served.clear()
 
     def _work(self, index: int, engine: Engine) -> None:
         while True:
@@ -589,6 +622,7 @@ class JobQueue:
                         self._batches.pop(job.job_id, None)
                     if not self._pending and not self._running:
                         self._served.clear()  # the busy period is over
+                        self._guild_served.clear()
                 self._changed()
             if lost:
                 self.remove_engine(engine)

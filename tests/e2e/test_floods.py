@@ -164,8 +164,6 @@ async def test_three_servers_share_the_queue(emulator: DiscordEmulator, engine: 
                        "all acknowledged < 3 s; each server's 10 jobs done in its own channel")
 
 
-@pytest.mark.xfail(strict=True, reason="servers do not take turns: the queue is fair per member, and "
-                   "[queue] max_pending_per_guild only caps a server's share, so a server with many members goes first")
 async def test_a_busy_server_does_not_starve_the_others(
     emulator: DiscordEmulator, engine: Any, tmp_path: Path
 ) -> None:
@@ -179,9 +177,6 @@ async def test_a_busy_server_does_not_starve_the_others(
         await send_in(emulator, plan, {**SLOW, "steps": 3})
         await all_finished(emulator, db)
         first = [guild for (guild,) in rows(db, "SELECT guild_id FROM jobs ORDER BY started_at LIMIT 4")]
-        record_reliability("flood", "a busy server (6 members) and two quiet ones: the quiet ones' turn", 14,
-                           f"xfail (defect 13): servers of the first 4 jobs started: "
-                           f"{[guilds.index(g) for g in first]}")
         assert set(guilds) <= set(first)
         record_reliability("flood", "a busy server (6 members) and two quiet ones: the quiet ones' turn", 14,
                            "each server among the first 4 jobs started")
