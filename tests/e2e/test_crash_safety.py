@@ -44,7 +44,9 @@ async def test_sigkill_at_random_moments_loses_nothing(
 ) -> None:
     rng = random.Random(SEED)
     config, log, db = tmp_path / "config.toml", tmp_path / "bot.log", tmp_path / "bot.sqlite3"
-    write_config_file(config, emulator, tiny_model_dir, tmp_path)
+    # Every kill may cut off the job that is running: allow more runs than there are kills, so the
+    # poison-job guard ([queue] max_attempts) cannot end a job that only ever met the kills.
+    write_config_file(config, emulator, tiny_model_dir, tmp_path, extra=f"max_attempts = {KILLS + 2}")
     members: list[int] = []
     pending = [f"request {n}" for n in range(REQUESTS)]  # prompts not yet recorded by the bot
     sent: dict[str, list[EmuInteraction]] = {}
