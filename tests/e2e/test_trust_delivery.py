@@ -255,6 +255,16 @@ async def test_bot_token_is_never_written_anywhere(
         result = await next_result(emulator, 0)
         await emulator.add_reaction(result.id, "🔄", user_id=alice)
         await next_result(emulator, 1)
+        # A comic made from the result and exported: the export's bytes are searched too.
+        await emulator.send_slash_command("comic", {"title": "No secrets here"}, user_id=alice, subcommand="new")
+        await emulator.add_reaction(result.id, "📖", user_id=alice)
+        await emulator.wait_for(
+            lambda: rows(db, "SELECT count(*) FROM comic_panels WHERE image_id IS NOT NULL") == [(1,)], 60
+        )
+        export = await emulator.send_slash_command("comic", {"format": "cbz"}, user_id=alice, subcommand="export")
+        exported = await emulator.wait_for(
+            lambda: [a.data for m in export.followups for a in m.attachments] or None, 60
+        )
     finally:
         await bot.stop()
     texts = [caplog.text]
@@ -265,8 +275,9 @@ async def test_bot_token_is_never_written_anywhere(
     finally:
         con.close()
     blobs = await asyncio.to_thread(lambda: [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()])
+    blobs += exported
     assert len(caplog.records) > 50 and len(blobs) >= 3
     assert not [t for t in texts if token in t]
     assert not [b for b in blobs if token.encode() in b]
-    record_reliability("secrets", "bot token in DEBUG logs, exceptions, database rows, image files",
+    record_reliability("secrets", "bot token in DEBUG logs, exceptions, database rows, image files, a CBZ export",
                        len(caplog.records) + len(blobs), "never found")
