@@ -13,8 +13,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from playground import DiscordEmulator, EmuInteraction
 from tests.harness import rows, settings_for, start_bot
 from tests.reliability import record_reliability
