@@ -11,11 +11,9 @@ import asyncio
 import dataclasses
 import io
 import socket
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +25,7 @@ from bot.local_api import start_local_api
 from playground import DiscordEmulator, EmuMessage
 from studio.bot_client import BotClient, BotUnavailable
 from studio.settings import CONFIG_ENV, StudioSettings
-from tests.harness import RunningBot, settings_for, start_bot
+from tests.harness import RunningBot, results, rows, settings_for, start_bot
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = REPO / "studio" / "pages"
@@ -45,19 +43,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rows(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
-def results(emu: DiscordEmulator) -> list[EmuMessage]:
-    return [
-        m for m in emu.messages()
-        if m.embeds and (m.embeds[0].get("footer") or {}).get("text", "").startswith("Job ")
-    ]
 
 
 async def settle(db: Path) -> None:
