@@ -32,7 +32,7 @@ from bot.result_files import ResultUpload, encode_png_all, result_upload, withhe
 from bot.views import cancel_view
 from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
-from generation.errors import JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
+from generation.errors import FailureForMember, JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
@@ -744,6 +744,8 @@ def _failure_text(error: BaseException) -> str:
     name = type(error).__name__
     if isinstance(error, WorkerLost):
         return "⚠️ The GPU workers were lost while running this job too many times; it was stopped."
+    if isinstance(error, FailureForMember):
+        return f"⚠️ {error}"
     if "OutOfMemory" in name or "out of memory" in str(error).lower():
         return "⚠️ The GPU ran out of memory on this job. Try a smaller size or fewer images."
     return "⚠️ Something went wrong while generating this image; the owner can find details in the log."

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from generation.adapters import LoraAdapters
 from generation.errors import JobStopped, ModelLoadError
 from generation.performance import PerformanceOptions, apply_performance
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
@@ -177,6 +178,8 @@ class DiffusionEngine:
         #: A dedicated upscaler model (hub id or folder); empty: hires fix with the loaded model.
         self.upscaler_id = ""
         self._upscaler: Any = None
+        #: LoRAs loaded into the pipelines, switched on per job.
+        self.adapters = LoraAdapters()
         self._lock = threading.Lock()
 
     @property
@@ -311,7 +314,7 @@ class DiffusionEngine:
             raise ValueError("run_batch needs one init image slot per request")
         key = requests[0].batch_key()
         if any(r.batch_key() != key for r in requests):
-            raise ValueError("requests in one batch must share size, steps, guidance, scheduler and kind")
+            raise ValueError("requests in one batch must share size, steps, guidance, scheduler, kind and LoRAs")
         with self._lock:
             images = self._run_locked(requests, init_images, on_step, should_stop)
         out: list[list[Image.Image]] = []
@@ -364,6 +367,8 @@ class DiffusionEngine:
             steps = max(steps, math.ceil(1 / strength))
             total = max(1, min(steps, int(steps * strength)))
         pipe.scheduler = self._scheduler_for(pipe, first.scheduler)
+        # Every request of a batch names the same LoRAs (batch_key); none: the base weights.
+        self.adapters.activate(pipe, first.loras)
 
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:

@@ -19,6 +19,14 @@ class JobInterrupted(JobStopped):
     """The bot is shutting down; the job should run again after the restart."""
 
 
+class FailureForMember(Exception):
+    """A job failed for a reason the member may read (``str()`` is one short sentence, no secrets or paths)."""
+
+
+class AdapterLoadError(FailureForMember):
+    """A LoRA or embedding a job names could not be loaded; the job fails, the model keeps serving."""
+
+
 class ModelLoadError(Exception):
     """The model could not be loaded; the message is one line naming ``[model]`` and what to do."""
 

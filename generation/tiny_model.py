@@ -140,6 +140,31 @@ def save_tiny_pipeline(folder: Path) -> Path:
     return folder
 
 
+def save_tiny_lora(folder: Path, *, seed: int = 1, rank: int = 4, scale: float = 0.5) -> Path:
+    """Write a random LoRA for the tiny UNet's attention layers (diffusers' LoRA format); return its file.
+
+    For tests and the playground: a real peft adapter, as ``save_lora_weights`` writes it, whose
+    weights are drawn from ``seed`` (``scale`` is their standard deviation, so it visibly changes images).
+    """
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    pipe = build_tiny_pipeline()
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_k", "to_q", "to_v", "to_out.0"])
+    pipe.unet.add_adapter(config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in pipe.unet.named_parameters():
+            if "lora_" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+    folder = Path(folder)
+    StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=layers, safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m generation.tiny_model FOLDER``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)

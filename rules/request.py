@@ -117,6 +117,21 @@ class GenerationLimits:
 
 
 @dataclass(frozen=True)
+class LoraUse:
+    """One LoRA applied to a request: its name (for people and metadata), where its weights are, how strongly.
+
+    ``source`` is a ``.safetensors`` file, a folder holding ``pytorch_lora_weights.safetensors``, or a
+    hub id: the engine loads each source once and activates it per job. The bot resolves names (from
+    ``[loras.NAME]`` or a trained character) to sources when it builds the request, so a stored job
+    re-runs with the same weights after a restart.
+    """
+
+    name: str
+    source: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Everything needed to reproduce one pipeline call. Image ``i`` uses seed ``seed + i``."""
 
@@ -135,7 +150,19 @@ class GenerationRequest:
     #: Path (relative to the image store) of the inpainting mask: white is redrawn, black kept.
     mask_image: str | None = None
     strength: float | None = None
+    #: LoRAs applied to every image of this request, in order; empty: none (the base model alone).
+    loras: tuple[LoraUse, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # JSON (and callers) hand lists of dicts or lists; keep one hashable form for batch keys.
+        uses = tuple(
+            use if isinstance(use, LoraUse)
+            else LoraUse(**use) if isinstance(use, dict)
+            else LoraUse(str(use[0]), str(use[1]), float(use[2]))
+            for use in self.loras
+        )
+        object.__setattr__(self, "loras", uses)
 
     def seeds(self) -> list[int]:
         """The seed of each image, in order."""
@@ -158,7 +185,9 @@ class GenerationRequest:
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys can run as one pipeline call."""
-        return (self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength)
+        return (
+            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength, self.loras
+        )
 
 
 def random_seed() -> int:
@@ -205,6 +234,8 @@ def validate(
     _check_range("steps", request.steps, 1, limits.max_steps)
     _check_range("guidance", request.guidance, 0, limits.max_guidance)
     _check_range("count", request.count, 1, limits.max_count)
+    for use in request.loras:
+        _check_range(f"LoRA {use.name} weight", use.weight, -4.0, 4.0)
     if request.scheduler is not None and request.scheduler not in SCHEDULERS:
         raise RequestError(
             "scheduler",
