@@ -84,14 +84,14 @@ class Comic(commands.Cog):
             self.services.runner.on_result.remove(self._link_panel)
 
     async def _link_panel(self, record: JobRecord, message_id: int) -> None:
-        """Result hook: a finished panel job's first image becomes its panel's picture."""
+        """Result hook: a finished panel job's first image becomes its panel's picture (a storyboard's
+        images become its panels' pictures, in order)."""
         storage = self.services.storage
         images = await storage.images.for_job(record.id)
         if not images:
             return
-        panel = await storage.comics.link_image(record.id, images[0].id)
-        if panel is not None:
-            log.info("panel %s (comic %s) now shows image %s", panel.id, panel.comic_id, images[0].id)
+        for panel in await storage.comics.link_images(record.id, [image.id for image in images]):
+            log.info("panel %s (comic %s) now shows image %s", panel.id, panel.comic_id, panel.image_id)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -69,6 +69,9 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
 
         def plan(stored: PanelRecord) -> PanelPlan:
             drawn = with_take(request, comic_id=comic.id, comic_seed=comic.seed, panel_id=stored.id, take=0)
+            # Drawn at the shape of the frame it fills as the comic's last panel.
+            width, height = context.draw_size(comic, stored.position, stored.position)
+            drawn = drawn.replace(width=width, height=height)
             return PanelPlan(drawn.seed, drawn.to_json(), origin.new_job(drawn))
 
         try:

@@ -29,6 +29,7 @@ from bot.config import ComicSettings
 from composition.comic_lettering import SpeakerSide
 from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
 from rules.styles import StylePreset, apply_style
+from storage.comics import BOARD_INDEX_KEY
 
 
 def panel_seed(comic_seed: int, panel_id: int, take: int = 0) -> int:
@@ -90,11 +91,14 @@ def panel_request(
     size: int,
     init_image: tuple[str, int, int] | None = None,
     strength: float = ComicSettings.continue_strength,
+    shape: tuple[int, int] | None = None,
 ) -> GenerationRequest:
     """The request for a new panel (seed 0 until the panel's id is known: see :func:`with_take`).
 
     ``init_image`` is (stored path, width, height) of the previous panel for an img2img
-    continuation; the panel then takes that image's size.
+    continuation; the panel then takes that image's size. ``shape`` (width, height), when given,
+    is the size to draw at instead (its frame's shape: see :mod:`rules.frame_size`); a continued
+    panel's source is then resized to it.
     """
     text, negative = compose_prompt(prompt, characters, style)
     request = GenerationRequest(
@@ -109,6 +113,8 @@ def panel_request(
     if init_image is not None:
         path, width, height = init_image
         request = request.replace(kind="img2img", init_image=path, strength=strength, width=width, height=height)
+    if shape is not None:
+        request = request.replace(width=shape[0], height=shape[1])
     return request
 
 
@@ -123,4 +129,5 @@ def with_take(
 ) -> GenerationRequest:
     """``request`` as drawing number ``take`` of a panel: its derived seed, one image, and a note of whose it is."""
     extra: dict[str, Any] = {**request.extra, "comic_id": comic_id, "panel_id": panel_id, "take": take}
+    extra.pop(BOARD_INDEX_KEY, None)  # a redrawn storyboard panel is drawn on its own
     return request.replace(seed=panel_seed(comic_seed, panel_id, take), count=1, extra=extra)
