@@ -130,6 +130,10 @@ def result_embed(
     if request.negative_prompt:
         negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
         embed.add_field(name="Negative", value=negative, inline=False)
+    characters = request.extra.get("characters")
+    if isinstance(characters, list) and characters:
+        embed.add_field(name="Character" if len(characters) == 1 else "Characters",
+                        value=shorten(", ".join(map(str, characters)), EMBED_FIELD_MAX), inline=False)
     if note:
         embed.add_field(name="Note", value=shorten(note, EMBED_FIELD_MAX), inline=False)
     if image_filename is not None:

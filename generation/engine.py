@@ -250,9 +250,22 @@ class DiffusionEngine:
                 self.upscaler_id = upscaler
                 self._upscaler = None
 
-    def configure_ip_adapter(self, source: IpAdapterSource | None, reference_root: Path) -> None:
-        """Use these IP-Adapter weights for requests with reference images (read from ``reference_root``);
-        None: requests with references fail with a message naming the missing setting."""
+    def configure_ip_adapter(
+        self,
+        location: str,
+        *,
+        reference_root: Path,
+        subfolder: str = "models",
+        weight_name: str = "ip-adapter_sd15.safetensors",
+        image_encoder: str = "image_encoder",
+    ) -> None:
+        """Use these IP-Adapter weights (``[model] ip_adapter``: hub id or folder) for requests with
+        reference images, read from ``reference_root``; loaded on first use. ``location`` empty: none
+        (a request with references then fails with a message naming the setting)."""
+        source = (
+            IpAdapterSource(location, subfolder=subfolder, weight_name=weight_name, image_encoder=image_encoder)
+            if location else None
+        )
         with self._lock:
             current = self.ip_adapter
             if source is None:

@@ -74,6 +74,7 @@ def load_image_encoder(source: IpAdapterSource, device: str, dtype: torch.dtype)
 
     inside = source.image_encoder if "/" in source.image_encoder else f"{source.subfolder}/{source.image_encoder}"
     folder = Path(source.location).expanduser()
+    encoder: Any
     if folder.exists():
         encoder = CLIPVisionModelWithProjection.from_pretrained(str(folder / inside), dtype=dtype)
     else:

@@ -103,7 +103,9 @@ def save_tiny_ip_adapter(folder: Path, unet: Any) -> IpAdapterSource:
     target = Path(folder) / source.subfolder
     target.mkdir(parents=True, exist_ok=True)
     state = tiny_ip_adapter_state(unet)
-    flat = {f"{group}.{key}": tensor.contiguous() for group, tensors in state.items() for key, tensor in tensors.items()}
+    flat = {
+        f"{group}.{key}": tensor.contiguous() for group, tensors in state.items() for key, tensor in tensors.items()
+    }
     save_file(flat, str(target / source.weight_name))
     build_tiny_image_encoder().save_pretrained(str(target / source.image_encoder))
     return source

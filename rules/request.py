@@ -159,6 +159,13 @@ class GenerationRequest:
         """The prompt of each image, in order (a storyboard's panels differ; others repeat ``prompt``)."""
         return list(self.panel_prompts) if self.panel_prompts else [self.prompt] * self.count
 
+    def image_request(self, index: int) -> GenerationRequest:
+        """The request that draws image ``index`` alone (a storyboard's panel: its own prompt, unshared)."""
+        if not self.panel_prompts:
+            return self.replace(seed=self.seeds()[index], count=1)
+        return self.replace(prompt=self.panel_prompts[index], panel_prompts=[], shared_attention=0.0,
+                            seed=self.seeds()[index], count=1)
+
     @property
     def solo(self) -> bool:
         """Whether this request must run as its own pipeline call: its images share attention."""
@@ -246,9 +253,8 @@ def validate(
     _check_range("shared_attention", request.shared_attention, 0, 1)
     if request.ip_adapter_images:
         if len(request.ip_adapter_images) > MAX_REFERENCE_IMAGES:
-            raise RequestError(
-                "references", f"at most {MAX_REFERENCE_IMAGES} reference images; you gave {len(request.ip_adapter_images)}."
-            )
+            given = len(request.ip_adapter_images)
+            raise RequestError("references", f"at most {MAX_REFERENCE_IMAGES} reference images; you gave {given}.")
         _check_range("ip_adapter_scale", request.ip_adapter_scale, 0, MAX_IP_ADAPTER_SCALE)
     if request.scheduler is not None and request.scheduler not in SCHEDULERS:
         raise RequestError(

@@ -470,12 +470,12 @@ class ComicRepository:
                     limit=max_panels,
                 )
             ids: list[int] = []
-            for offset, panel in enumerate(panels, start=1):
+            for offset, new in enumerate(panels, start=1):
                 cursor = await self._db.execute(
                     """INSERT INTO comic_panels (comic_id, position, prompt, caption, dialogue, speaker, seed,
                                                  params_json, created_at)
                        VALUES (?, ?, ?, ?, ?, ?, 0, '{}', ?)""",
-                    (comic_id, count + offset, panel.prompt, panel.caption, panel.dialogue, panel.speaker, now),
+                    (comic_id, count + offset, new.prompt, new.caption, new.dialogue, new.speaker, now),
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
@@ -593,14 +593,14 @@ class ComicRepository:
         """
         async with transaction(self._db):
             cursor = await self._db.execute(
-                """UPDATE comic_panels
+                f"""UPDATE comic_panels
                    SET image_id = (SELECT i.id FROM images AS i WHERE i.job_id = comic_panels.job_id
-                                   AND i.idx >= {board} ORDER BY i.idx LIMIT 1)
+                                   AND i.idx >= {_BOARD_SQL} ORDER BY i.idx LIMIT 1)
                    WHERE job_id IS NOT NULL
                      AND EXISTS (SELECT 1 FROM images AS i WHERE i.job_id = comic_panels.job_id
-                                 AND i.idx >= {board})
+                                 AND i.idx >= {_BOARD_SQL})
                      AND image_id IS NOT (SELECT i.id FROM images AS i WHERE i.job_id = comic_panels.job_id
-                                          AND i.idx >= {board} ORDER BY i.idx LIMIT 1)""".format(board=_BOARD_SQL)
+                                          AND i.idx >= {_BOARD_SQL} ORDER BY i.idx LIMIT 1)"""
             )
             return cursor.rowcount
 

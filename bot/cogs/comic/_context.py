@@ -27,7 +27,7 @@ from generation.errors import QueueFull
 from rules.frame_size import size_for_aspect
 from rules.request import GenerationRequest, RequestError
 from rules.styles import StylePreset
-from storage.comics import ComicRecord, ComicStorageError, PanelRecord
+from storage.comics import CharacterRecord, ComicRecord, ComicStorageError, PanelRecord
 from storage.images import ImageRecord
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,15 @@ class ComicContext:
     async def characters(self, comic: ComicRecord) -> dict[str, str]:
         """The comic's characters: name to description."""
         return {c.name: c.description for c in await self.storage.comics.characters(comic.id)}
+
+    async def character_records(self, comic: ComicRecord) -> dict[str, CharacterRecord]:
+        """The comic's characters: name to their stored record (references, trained LoRA, where present)."""
+        return {c.name: c for c in await self.storage.comics.characters(comic.id)}
+
+    @property
+    def ip_adapter_configured(self) -> bool:
+        """Whether ``[model] ip_adapter`` names IP-Adapter weights."""
+        return bool(self.services.settings.model.ip_adapter)
 
     def stop_drawing(self, panel: PanelRecord) -> None:
         """Cancel the panel's job if it is still queued or running (its result would be unused)."""

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.config import ComicSettings
 from composition.comic_lettering import SpeakerSide
+from rules.character_routes import IP_ADAPTER, CharacterRoute, choose_route, route_labels
 from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
 from rules.styles import StylePreset, apply_style
 from storage.comics import BOARD_INDEX_KEY
@@ -61,6 +62,38 @@ def weave_characters(prompt: str, characters: Mapping[str, str]) -> str:
     for _, end, description in sorted(taken, reverse=True):
         woven = f"{woven[:end]} ({description}){woven[end:]}"
     return woven
+
+
+def named_characters(prompt: str, names: Iterable[str]) -> list[str]:
+    """The characters ``prompt`` names (whole words, any case), in the order their names first appear."""
+    found: list[tuple[int, str]] = []
+    for name in names:
+        match = _name_pattern(name).search(prompt)
+        if match is not None:
+            found.append((match.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def character_routes(
+    prompt: str, characters: Mapping[str, object], *, ip_adapter_configured: bool, storyboard: bool = False
+) -> list[CharacterRoute]:
+    """How each character ``prompt`` names is kept consistent (see :mod:`rules.character_routes`)."""
+    return [
+        choose_route(characters[name], name, ip_adapter_configured=ip_adapter_configured, storyboard=storyboard)
+        for name in named_characters(prompt, characters)
+    ]
+
+
+def with_routes(request: GenerationRequest, routes: Sequence[CharacterRoute]) -> GenerationRequest:
+    """``request`` drawn by these routes: named in its embed (``extra["characters"]``), and the first
+    IP-Adapter character's reference pictures and scale on the request (one likeness per panel)."""
+    if not routes:
+        return request
+    request = request.replace(extra={**request.extra, "characters": route_labels(routes)})
+    adapted = next((route for route in routes if route.route == IP_ADAPTER), None)
+    if adapted is not None:
+        request = request.replace(ip_adapter_images=list(adapted.references), ip_adapter_scale=adapted.scale)
+    return request
 
 
 def speaker_sides(panels: Sequence[tuple[str | None, str | None]]) -> list[SpeakerSide]:

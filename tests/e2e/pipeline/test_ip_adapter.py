@@ -35,7 +35,10 @@ def adapted(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> D
     for name in ("mira-1.png", "mira-2.png"):
         Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(root / name)
     Image.new("RGB", (48, 48), (240, 200, 20)).save(root / "yellow.png")
-    engine.configure_ip_adapter(source, root)
+    engine.configure_ip_adapter(
+        source.location, reference_root=root, subfolder=source.subfolder, weight_name=source.weight_name,
+        image_encoder=source.image_encoder,
+    )
     return engine
 
 
