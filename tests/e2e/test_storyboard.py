@@ -17,7 +17,9 @@ from tests.harness import image_posts as results
 WAIT = 60.0
 
 
-async def comic(emu: DiscordEmulator, sub: str, user: int, group: str | None = None, **options: object) -> EmuInteraction:
+async def comic(
+    emu: DiscordEmulator, sub: str, user: int, group: str | None = None, **options: object
+) -> EmuInteraction:
     return await emu.send_slash_command("comic", options, user_id=user, subcommand=sub, group=group)
 
 
