@@ -123,6 +123,8 @@ class CharacterRecord:
     comic_id: int
     name: str
     description: str
+    #: How strongly the character's reference pictures weigh through IP-Adapter (None: the default).
+    ip_adapter_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -377,7 +379,23 @@ class ComicRepository:
             "SELECT * FROM comic_characters WHERE comic_id = ? ORDER BY id", (comic_id,)
         ) as cursor:
             rows = await cursor.fetchall()
-        return [CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"]) for row in rows]
+        return [
+            CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"], row["ip_adapter_scale"])
+            for row in rows
+        ]
+
+    async def set_character_scale(self, comic_id: int, name: str, scale: float | None) -> CharacterRecord:
+        """Set (None: reset) the character's IP-Adapter scale; :class:`CharacterNotFound` if there is none."""
+        async with transaction(self._db):
+            async with self._db.execute(
+                "UPDATE comic_characters SET ip_adapter_scale = ? WHERE comic_id = ? AND name = ? RETURNING *",
+                (scale, comic_id, name),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise CharacterNotFound(f"This comic has no character called {name}.")
+            await self._touch(comic_id)
+        return CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"], row["ip_adapter_scale"])
 
     async def remove_character(self, comic_id: int, name: str) -> CharacterRecord:
         """Remove the character with this name (any case) and return it (:class:`CharacterNotFound` if none)."""

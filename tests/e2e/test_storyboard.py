@@ -182,3 +182,17 @@ async def test_panels_are_drawn_at_their_frames_shape_and_a_move_offers_a_redraw
     await answer(emulator, await comic(emulator, "edit", cy, panel=1, caption="Top."))
     same = await answer(emulator, await comic(emulator, "move", cy, panel=1, to=1))
     assert not same.buttons()
+
+
+async def test_a_characters_likeness_is_set_by_its_owner(
+    emulator: DiscordEmulator, running_bot: RunningBot, tmp_path: Path
+) -> None:
+    db = tmp_path / "bot.sqlite3"
+    di = emulator.add_member("di")
+    await answer(emulator, await comic(emulator, "new", di, title="Faces"))
+    await answer(emulator, await comic(emulator, "add", di, group="character", name="Mira", description="a girl"))
+    set_ = await answer(emulator, await comic(emulator, "likeness", di, group="character", name="mira", scale=0.9))
+    assert "Mira's likeness scale is now 0.9" in set_.content and "no IP-Adapter configured" in set_.content
+    assert rows(db, "SELECT ip_adapter_scale FROM comic_characters") == [(0.9,)]
+    missing = await answer(emulator, await comic(emulator, "likeness", di, group="character", name="Otto", scale=0.5))
+    assert missing.ephemeral and "no character called Otto" in missing.content

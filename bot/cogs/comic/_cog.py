@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.add_to_comic import add_image_to_comic
 from bot.cogs.comic import _redraw
+from bot.cogs.comic._character_likeness import likeness_command
 from bot.cogs.comic._context import ComicContext
 from bot.cogs.comic._group_characters import CharacterCommands
 from bot.cogs.comic._group_comics import ComicsCommands
@@ -44,7 +45,9 @@ def build_comic_group(context: ComicContext, client: discord.Client) -> app_comm
     for part in parts:
         for command in part.commands:
             root.add_command(command)
-    root.add_command(CharacterCommands(context))
+    characters = CharacterCommands(context)
+    characters.add_command(likeness_command(context))
+    root.add_command(characters)
     return root
 
 
