@@ -107,6 +107,8 @@ async def test_a_storyboard_is_one_job_whose_images_become_its_panels(
                      (None, None, None)]
     fields = {field["name"]: field["value"] for field in post.embeds[0]["fields"]}
     assert fields["Character"] == "Mira — consistent attention"
+    assert post.embeds[0]["title"].startswith("Storyboard: ")
+    assert post.embeds[0]["description"].splitlines()[2].startswith("3. the open sea")
     # A storyboard's result carries U1-U4 and 1️⃣-4️⃣ like any grid.
     assert {f"img:up:{image}" for image, _, _ in images} <= {c for c, _, _ in post.buttons()}
 
