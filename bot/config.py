@@ -98,6 +98,14 @@ class ModelSettings:
     #: A dedicated diffusers upscaler (hub id or folder, e.g. ``stabilityai/sd-x2-latent-upscaler``)
     #: for 🔍; empty: a hires-fix pass with the loaded model (Lanczos resize, then img2img).
     upscaler: str = ""
+    #: IP-Adapter weights (hub id or folder, e.g. ``h94/IP-Adapter``) for drawing comic characters from
+    #: their reference pictures without training; empty: no IP-Adapter route. The weight file is
+    #: ``ip_adapter_subfolder/ip_adapter_weight_name``; its CLIP image encoder is the folder
+    #: ``ip_adapter_image_encoder`` inside that subfolder (or a path with "/" inside ``ip_adapter``).
+    ip_adapter: str = ""
+    ip_adapter_subfolder: str = "models"
+    ip_adapter_weight_name: str = "ip-adapter_sd15.safetensors"
+    ip_adapter_image_encoder: str = "image_encoder"
 
     @field_validator("id")
     @classmethod
@@ -312,6 +320,8 @@ class ComicSettings:
     #: One of :data:`composition.comic_layout.LAYOUTS`.
     default_layout: str = "auto"
     continue_strength: Annotated[Float, Field(ge=0.05, le=1.0)] = 0.6
+    #: /comic storyboard: consistent self-attention's sampling rate across its panels (0: off).
+    storyboard_attention: Annotated[Float, Field(ge=0.0, le=1.0)] = 0.5
 
     @field_validator("default_layout")
     @classmethod

@@ -113,10 +113,16 @@ def result_embed(
     ``image_filename`` None: no image is shown (every image was withheld); ``note`` says why.
     Every part is cut to Discord's limits (6000 characters in all).
     """
+    label = "Storyboard" if request.panel_prompts else KIND_LABELS.get(request.kind, "Image")
+    if request.panel_prompts:  # one numbered line per panel
+        per_panel = (EMBED_DESCRIPTION_MAX - 200) // len(request.panel_prompts)
+        text = shorten_lines([f"{i}. {quote_prompt(p, per_panel)}" for i, p in enumerate(request.panel_prompts, 1)],
+                             EMBED_DESCRIPTION_MAX)
+    else:
+        text = shorten(quote_prompt(request.prompt, EMBED_DESCRIPTION_MAX - 200), EMBED_DESCRIPTION_MAX)
     embed = discord.Embed(
-        title=shorten(f"{KIND_LABELS.get(request.kind, 'Image')}: {quote_prompt(request.prompt, 250)}",
-                      EMBED_TITLE_MAX),
-        description=shorten(quote_prompt(request.prompt, EMBED_DESCRIPTION_MAX - 200), EMBED_DESCRIPTION_MAX),
+        title=shorten(f"{label}: {quote_prompt(request.prompt, 250)}", EMBED_TITLE_MAX),
+        description=text,
         colour=discord.Colour.blurple(),
     )
     seeds = request.seeds()
@@ -130,6 +136,10 @@ def result_embed(
     if request.negative_prompt:
         negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
         embed.add_field(name="Negative", value=negative, inline=False)
+    characters = request.extra.get("characters")
+    if isinstance(characters, list) and characters:
+        embed.add_field(name="Character" if len(characters) == 1 else "Characters",
+                        value=shorten(", ".join(map(str, characters)), EMBED_FIELD_MAX), inline=False)
     if note:
         embed.add_field(name="Note", value=shorten(note, EMBED_FIELD_MAX), inline=False)
     if image_filename is not None:

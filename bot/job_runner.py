@@ -548,8 +548,8 @@ class JobRunner:
                     job_id=record.id,
                     idx=index,
                     seed=seeds[index],
-                    params_json=request.replace(
-                        seed=seeds[index], count=1, extra={**request.extra, "model": self.model.model_name}
+                    params_json=request.image_request(index).replace(
+                        extra={**request.extra, "model": self.model.model_name}
                     ).to_json(),
                     file=file,
                     width=image.width,

@@ -256,3 +256,27 @@ def smallest_frame_size(
             widths.extend(frame.size[0] for frame in page.frames)
             heights.extend(frame.size[1] for frame in page.frames)
     return (min(widths), min(heights))
+
+
+def frame_of(
+    n_panels: int,
+    index: int,
+    *,
+    layout: str = "auto",
+    panels_per_page: int = MAX_PANELS_PER_PAGE,
+    geometry: PageGeometry | None = None,
+    with_title: bool = True,
+) -> PanelFrame:
+    """The frame panel ``index`` (0-based) fills in a comic of ``n_panels`` panels.
+
+    A panel is drawn at its frame's shape: call this with the panel count the comic will have
+    once the panel is added, so the new panel's frame is the one it will be rendered in.
+    """
+    if not 0 <= index < n_panels:
+        raise ValueError(f"index must be between 0 and {n_panels - 1}, got {index}")
+    for page in layout_comic(n_panels, layout=layout, panels_per_page=panels_per_page,
+                             geometry=geometry, with_title=with_title):
+        for frame in page.frames:
+            if frame.index == index:
+                return frame
+    raise AssertionError("every panel has a frame")  # pragma: no cover

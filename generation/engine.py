@@ -14,13 +14,14 @@ or turns checking off.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ import torch
 from PIL import Image
 
 from generation.adapters import LoraAdapters
+from generation.consistent_attention import consistent_attention
 from generation.errors import JobStopped, ModelLoadError
+from generation.ip_adapter import IpAdapter, IpAdapterSource
 from generation.performance import PerformanceOptions, apply_performance
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
@@ -180,6 +183,8 @@ class DiffusionEngine:
         self._upscaler: Any = None
         #: LoRAs loaded into the pipelines, switched on per job.
         self.adapters = LoraAdapters()
+        #: The configured IP-Adapter (``[model] ip_adapter``), loaded on its first use; None: none.
+        self.ip_adapter: IpAdapter | None = None
         self._lock = threading.Lock()
 
     @property
@@ -248,6 +253,29 @@ class DiffusionEngine:
                 self.upscaler_id = upscaler
                 self._upscaler = None
 
+    def configure_ip_adapter(
+        self,
+        location: str,
+        *,
+        reference_root: Path,
+        subfolder: str = "models",
+        weight_name: str = "ip-adapter_sd15.safetensors",
+        image_encoder: str = "image_encoder",
+    ) -> None:
+        """Use these IP-Adapter weights (``[model] ip_adapter``: hub id or folder) for requests with
+        reference images, read from ``reference_root``; loaded on first use. ``location`` empty: none
+        (a request with references then fails with a message naming the setting)."""
+        source = (
+            IpAdapterSource(location, subfolder=subfolder, weight_name=weight_name, image_encoder=image_encoder)
+            if location else None
+        )
+        with self._lock:
+            current = self.ip_adapter
+            if source is None:
+                self.ip_adapter = None
+            elif current is None or current.source != source or current.reference_root != reference_root:
+                self.ip_adapter = IpAdapter(source, reference_root)
+
     def pipelines(self) -> dict[str, Any]:
         """The pipelines by the request kind they run (the dedicated upscaler only once loaded)."""
         upscale = self._upscaler if self._upscaler is not None else self._image2image
@@ -315,6 +343,8 @@ class DiffusionEngine:
         key = requests[0].batch_key()
         if any(r.batch_key() != key for r in requests):
             raise ValueError("requests in one batch must share size, steps, guidance, scheduler, kind and LoRAs")
+        if len(requests) > 1 and any(r.solo for r in requests):
+            raise ValueError("a request whose images share attention (a storyboard) runs alone")
         with self._lock:
             images = self._run_locked(requests, init_images, on_step, should_stop)
         out: list[list[Image.Image]] = []
@@ -337,7 +367,7 @@ class DiffusionEngine:
     def _flag_unsafe(self, requests: Sequence[GenerationRequest], images: list[Image.Image]) -> None:
         """Mark each image with the safety checker's verdict (``info[FLAGGED_INFO_KEY]``)."""
         checker = self.safety_checker
-        prompts = [r.prompt for r in requests for _ in range(r.count)]
+        prompts = [prompt for r in requests for prompt in r.image_prompts()]
         flags = checker(images, prompts) if checker is not None else [False] * len(images)
         if len(flags) != len(images):
             raise RuntimeError(f"the safety checker gave {len(flags)} verdicts for {len(images)} images")
@@ -380,7 +410,7 @@ class DiffusionEngine:
 
         seeds = [seed for request in requests for seed in request.seeds()]
         common: dict[str, Any] = {
-            "prompt": [r.prompt for r in requests for _ in range(r.count)],
+            "prompt": [prompt for r in requests for prompt in r.image_prompts()],
             # "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
             "negative_prompt": [r.negative_prompt for r in requests for _ in range(r.count)],
             "num_inference_steps": steps,
@@ -389,9 +419,41 @@ class DiffusionEngine:
             "callback_on_step_end": step_end,
             "output_type": "pil",
         }
-        if first.kind == "txt2img":
-            result = pipe(width=first.width, height=first.height, **common)
-            return list(result.images)
+        with self._extensions(first, pipe, len(seeds)) as extra:
+            common.update(extra)
+            if first.kind == "txt2img":
+                return list(pipe(width=first.width, height=first.height, **common).images)
+            return self._from_sources(pipe, requests, init_images, common)
+
+    @contextlib.contextmanager
+    def _extensions(self, request: GenerationRequest, pipe: Any, images: int) -> Iterator[dict[str, Any]]:
+        """IP-Adapter and consistent attention for one pipeline call, when the request asks for them;
+        yields the extra pipeline arguments. Both are taken out again on exit."""
+        with contextlib.ExitStack() as stack:
+            extra: dict[str, Any] = {}
+            if request.ip_adapter_images:
+                if self.ip_adapter is None:
+                    raise ValueError("this request has reference images but no IP-Adapter is configured "
+                                     "([model] ip_adapter)")
+                references = stack.enter_context(
+                    self.ip_adapter.applied(pipe, request.ip_adapter_images, request.ip_adapter_scale)
+                )
+                extra["ip_adapter_image"] = [references]
+            if request.shared_attention > 0:
+                stack.enter_context(
+                    consistent_attention(pipe.unet, images=images, rate=request.shared_attention, seed=request.seed)
+                )
+            yield extra
+
+    def _from_sources(
+        self,
+        pipe: Any,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        common: dict[str, Any],
+    ) -> list[Image.Image]:
+        """img2img or inpainting from each request's source image."""
+        first = requests[0]
         sources, masks = self._sources(requests, init_images)
         if first.kind == "inpaint":
             common["mask_image"] = masks

@@ -532,12 +532,13 @@ class JobQueue:
             self._remove_pending(first)
             batch = [first]
             images = first.request.count
-            if first.init_image is None and first.request.kind == "txt2img":
+            if first.init_image is None and first.request.kind == "txt2img" and not first.request.solo:
                 key = first.request.batch_key()
                 for candidate in self._order_locked():
                     if images + candidate.request.count > self.max_batch_images or candidate.model != first.model:
                         continue
-                    if candidate.request.kind == "txt2img" and candidate.request.batch_key() == key:
+                    if (candidate.request.kind == "txt2img" and not candidate.request.solo
+                            and candidate.request.batch_key() == key):
                         self._remove_pending(candidate)
                         batch.append(candidate)
                         images += candidate.request.count

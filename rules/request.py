@@ -28,6 +28,11 @@ RequestKind = Literal["txt2img", "img2img", "inpaint", "upscale"]
 #: Kinds that start from a source image.
 IMAGE_KINDS: tuple[str, ...] = ("img2img", "inpaint", "upscale")
 SEED_MAX = 2**32 - 1
+#: The most panels one storyboard draws (one image each, as one batch).
+MAX_STORYBOARD_PANELS = 6
+#: The most reference images an IP-Adapter request carries, and its largest scale.
+MAX_REFERENCE_IMAGES = 4
+MAX_IP_ADAPTER_SCALE = 2.0
 
 #: Scheduler names users may pick, mapped to diffusers class names.
 SCHEDULERS: dict[str, str] = {
@@ -153,6 +158,15 @@ class GenerationRequest:
     #: LoRAs applied to every image of this request, in order; empty: none (the base model alone).
     loras: tuple[LoraUse, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A storyboard: image ``i`` is drawn from ``panel_prompts[i]`` (``count`` equals its length);
+    #: empty for an ordinary request, whose images all use ``prompt``.
+    panel_prompts: list[str] = field(default_factory=list)
+    #: Consistent self-attention across the images of this request (StoryDiffusion's sampling
+    #: rate: the share of the other images' tokens each image attends to); 0 is off.
+    shared_attention: float = 0.0
+    #: IP-Adapter reference images (paths relative to the image store) and the adapter's scale.
+    ip_adapter_images: list[str] = field(default_factory=list)
+    ip_adapter_scale: float = 0.0
 
     def __post_init__(self) -> None:
         # JSON (and callers) hand lists of dicts or lists; keep one hashable form for batch keys.
@@ -167,6 +181,22 @@ class GenerationRequest:
     def seeds(self) -> list[int]:
         """The seed of each image, in order."""
         return [(self.seed + i) % (SEED_MAX + 1) for i in range(self.count)]
+
+    def image_prompts(self) -> list[str]:
+        """The prompt of each image, in order (a storyboard's panels differ; others repeat ``prompt``)."""
+        return list(self.panel_prompts) if self.panel_prompts else [self.prompt] * self.count
+
+    def image_request(self, index: int) -> GenerationRequest:
+        """The request that draws image ``index`` alone (a storyboard's panel: its own prompt, unshared)."""
+        if not self.panel_prompts:
+            return self.replace(seed=self.seeds()[index], count=1)
+        return self.replace(prompt=self.panel_prompts[index], panel_prompts=[], shared_attention=0.0,
+                            seed=self.seeds()[index], count=1)
+
+    @property
+    def solo(self) -> bool:
+        """Whether this request must run as its own pipeline call: its images share attention."""
+        return bool(self.panel_prompts) or self.shared_attention > 0
 
     def to_json(self) -> str:
         """Serialise for the database."""
@@ -186,7 +216,8 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys can run as one pipeline call."""
         return (
-            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength, self.loras
+            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength,
+            self.loras, tuple(self.ip_adapter_images), self.ip_adapter_scale if self.ip_adapter_images else 0.0,
         )
 
 
@@ -215,14 +246,19 @@ def validate(
     prompt = request.prompt.strip()
     if not prompt:
         raise RequestError("prompt", "`prompt` is empty; describe the image you want.")
-    for name, text in (("prompt", prompt), ("negative", request.negative_prompt)):
+    panels = [text.strip() for text in request.panel_prompts]
+    texts = [("prompt", prompt), ("negative", request.negative_prompt)]
+    texts += [(f"panel{i}", text) for i, text in enumerate(panels, start=1)]
+    for name, text in texts:
+        if name.startswith("panel") and not text:
+            raise RequestError(name, f"`{name}` is empty; describe what the panel shows.")
         if len(text) > limits.max_prompt_chars:
             raise RequestError(
                 name,
                 f"`{name}` is {len(text)} characters long; the limit is {limits.max_prompt_chars}.",
             )
     if count_tokens is not None and max_tokens is not None:
-        for name, text in (("prompt", prompt), ("negative", request.negative_prompt)):
+        for name, text in texts:
             tokens = count_tokens(text)
             if tokens > max_tokens:
                 raise RequestError(
@@ -233,9 +269,22 @@ def validate(
     _check_range("seed", request.seed, 0, SEED_MAX)
     _check_range("steps", request.steps, 1, limits.max_steps)
     _check_range("guidance", request.guidance, 0, limits.max_guidance)
-    _check_range("count", request.count, 1, limits.max_count)
     for use in request.loras:
         _check_range(f"LoRA {use.name} weight", use.weight, -4.0, 4.0)
+    if panels:
+        _check_range("panels", len(panels), 2, MAX_STORYBOARD_PANELS)
+        if request.count != len(panels):
+            raise RequestError("count", f"a storyboard draws one image per panel ({len(panels)}), not {request.count}.")
+        if request.kind != "txt2img":
+            raise RequestError("kind", "a storyboard is drawn from text only.")
+    else:
+        _check_range("count", request.count, 1, limits.max_count)
+    _check_range("shared_attention", request.shared_attention, 0, 1)
+    if request.ip_adapter_images:
+        if len(request.ip_adapter_images) > MAX_REFERENCE_IMAGES:
+            given = len(request.ip_adapter_images)
+            raise RequestError("references", f"at most {MAX_REFERENCE_IMAGES} reference images; you gave {given}.")
+        _check_range("ip_adapter_scale", request.ip_adapter_scale, 0, MAX_IP_ADAPTER_SCALE)
     if request.scheduler is not None and request.scheduler not in SCHEDULERS:
         raise RequestError(
             "scheduler",
@@ -264,7 +313,7 @@ def validate(
         if request.strength is None:
             raise RequestError("strength", "`strength` is needed with a source image.")
         _check_range("strength", request.strength, 0.01, 1.0)
-    return request.replace(prompt=prompt)
+    return request.replace(prompt=prompt, panel_prompts=panels)
 
 
 def reroll_of(request: GenerationRequest, seed: int | None = None) -> GenerationRequest:

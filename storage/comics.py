@@ -15,6 +15,7 @@ Nothing here imports discord or torch.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ class CharacterRecord:
     comic_id: int
     name: str
     description: str
+    #: How strongly the character's reference pictures weigh through IP-Adapter (None: the default).
+    ip_adapter_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +154,40 @@ PanelPlanner = Callable[[PanelRecord], PanelPlan]
 
 
 @dataclass(frozen=True)
+class BoardPlan:
+    """How a storyboard is drawn: each panel's seed and parameters, and the one job that draws them all."""
+
+    panels: Sequence[PanelPlan]
+    job: NewJob
+
+
+#: Called inside the transaction with the storyboard's panels as they will be stored (ids known).
+BoardPlanner = Callable[[Sequence[PanelRecord]], BoardPlan]
+#: In a storyboard panel's parameters (``extra``): which image of the storyboard's job is the panel's.
+BOARD_INDEX_KEY = "board_index"
+
+
+@dataclass(frozen=True)
 class PanelChange:
     """The result of a panel write: the panel before and after, and the job queued for it (if any)."""
 
     before: PanelRecord | None
     after: PanelRecord
     job_id: int | None
+
+
+#: SQL for a panel's ``board_index`` (0 for a panel that is not part of a storyboard).
+_BOARD_SQL = f"COALESCE(json_extract(comic_panels.params_json, '$.extra.{BOARD_INDEX_KEY}'), 0)"
+
+
+def _board_index(params_json: str) -> int:
+    """Which image of its job is a panel's picture: its ``board_index`` in a storyboard, else the first."""
+    try:
+        extra = json.loads(params_json).get("extra") or {}
+    except (ValueError, AttributeError):
+        return 0
+    index = extra.get(BOARD_INDEX_KEY, 0) if isinstance(extra, dict) else 0
+    return index if isinstance(index, int) and index >= 0 else 0
 
 
 _PANEL_SELECT = """
@@ -348,7 +379,23 @@ class ComicRepository:
             "SELECT * FROM comic_characters WHERE comic_id = ? ORDER BY id", (comic_id,)
         ) as cursor:
             rows = await cursor.fetchall()
-        return [CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"]) for row in rows]
+        return [
+            CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"], row["ip_adapter_scale"])
+            for row in rows
+        ]
+
+    async def set_character_scale(self, comic_id: int, name: str, scale: float | None) -> CharacterRecord:
+        """Set (None: reset) the character's IP-Adapter scale; :class:`CharacterNotFound` if there is none."""
+        async with transaction(self._db):
+            async with self._db.execute(
+                "UPDATE comic_characters SET ip_adapter_scale = ? WHERE comic_id = ? AND name = ? RETURNING *",
+                (scale, comic_id, name),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise CharacterNotFound(f"This comic has no character called {name}.")
+            await self._touch(comic_id)
+        return CharacterRecord(row["id"], row["comic_id"], row["name"], row["description"], row["ip_adapter_scale"])
 
     async def remove_character(self, comic_id: int, name: str) -> CharacterRecord:
         """Remove the character with this name (any case) and return it (:class:`CharacterNotFound` if none)."""
@@ -421,6 +468,53 @@ class ComicRepository:
             after = await self._panel_by_id(panel_id)
         return PanelChange(None, after, job_id)
 
+    async def add_storyboard(
+        self, comic_id: int, panels: Sequence[NewPanel], plan: BoardPlanner, *, max_panels: int
+    ) -> tuple[list[PanelRecord], int]:
+        """Append several panels drawn by one job (a storyboard), all in one transaction.
+
+        ``plan`` gets the stored panels and returns each one's seed and parameters (whose
+        ``extra.board_index`` says which image of the job is its picture) and the job. Returns the
+        panels and the job's id; raises :class:`ComicFull` when they would pass ``max_panels``.
+        """
+        now = time.time()
+        async with transaction(self._db):
+            await self._require_comic(comic_id)
+            count = await self.panel_count(comic_id)
+            if count + len(panels) > max_panels:
+                raise ComicFull(
+                    f"This comic has {count} panels and the limit is {max_panels}, so {len(panels)} more do not fit; "
+                    "remove some or draw fewer.",
+                    limit=max_panels,
+                )
+            ids: list[int] = []
+            for offset, new in enumerate(panels, start=1):
+                cursor = await self._db.execute(
+                    """INSERT INTO comic_panels (comic_id, position, prompt, caption, dialogue, speaker, seed,
+                                                 params_json, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, 0, '{}', ?)""",
+                    (comic_id, count + offset, new.prompt, new.caption, new.dialogue, new.speaker, now),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+            stored = [await self._panel_by_id(panel_id) for panel_id in ids]
+            board = plan(stored)
+            job_id = await insert_job(self._db, board.job)
+            for panel, panel_plan in zip(stored, board.panels, strict=True):
+                await self._db.execute(
+                    "UPDATE comic_panels SET seed = ?, params_json = ?, job_id = ? WHERE id = ?",
+                    (panel_plan.seed, panel_plan.params_json, job_id, panel.id),
+                )
+            await self._touch(comic_id)
+            after = [await self._panel_by_id(panel_id) for panel_id in ids]
+        return after, job_id
+
+    async def panel_by_id(self, panel_id: int) -> PanelRecord | None:
+        """The panel with this id, or None (removed)."""
+        async with self._db.execute(_PANEL_SELECT + " WHERE p.id = ?", (panel_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else PanelRecord.from_row(row)
+
     async def update_panel(
         self,
         comic_id: int,
@@ -492,6 +586,23 @@ class ComicRepository:
             linked = cursor.rowcount > 0
         return await self.panel_for_job(job_id) if linked else None
 
+    async def link_images(self, job_id: int, image_ids: Sequence[int]) -> list[PanelRecord]:
+        """A job finished: each panel whose latest job it is shows its image (a storyboard panel the
+        image at its ``board_index``, any other panel the first). Returns the panels linked."""
+        linked: list[int] = []
+        async with transaction(self._db):
+            async with self._db.execute(
+                "SELECT id, params_json FROM comic_panels WHERE job_id = ?", (job_id,)
+            ) as cursor:
+                waiting = [(int(row[0]), _board_index(str(row[1]))) for row in await cursor.fetchall()]
+            for panel_id, index in waiting:
+                if index < len(image_ids):
+                    await self._db.execute(
+                        "UPDATE comic_panels SET image_id = ? WHERE id = ?", (image_ids[index], panel_id)
+                    )
+                    linked.append(panel_id)
+        return [await self._panel_by_id(panel_id) for panel_id in linked]
+
     async def relink_finished(self) -> int:
         """Link every finished panel job's first image to its panel; how many panels changed.
 
@@ -500,13 +611,14 @@ class ComicRepository:
         """
         async with transaction(self._db):
             cursor = await self._db.execute(
-                """UPDATE comic_panels
+                f"""UPDATE comic_panels
                    SET image_id = (SELECT i.id FROM images AS i WHERE i.job_id = comic_panels.job_id
-                                   ORDER BY i.idx LIMIT 1)
+                                   AND i.idx >= {_BOARD_SQL} ORDER BY i.idx LIMIT 1)
                    WHERE job_id IS NOT NULL
-                     AND EXISTS (SELECT 1 FROM images AS i WHERE i.job_id = comic_panels.job_id)
+                     AND EXISTS (SELECT 1 FROM images AS i WHERE i.job_id = comic_panels.job_id
+                                 AND i.idx >= {_BOARD_SQL})
                      AND image_id IS NOT (SELECT i.id FROM images AS i WHERE i.job_id = comic_panels.job_id
-                                          ORDER BY i.idx LIMIT 1)"""
+                                          AND i.idx >= {_BOARD_SQL} ORDER BY i.idx LIMIT 1)"""
             )
             return cursor.rowcount
 

@@ -157,6 +157,11 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE images ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX images_by_requester_guild ON images (requester_id, guild_id, id);
     """,
+    # 5 here; migration 7 of issue 12 once merged after the character tables' 5 and 6: how strongly
+    # a character's reference pictures shape its panels through IP-Adapter (NULL: the default).
+    """
+    ALTER TABLE comic_characters ADD COLUMN ip_adapter_scale REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

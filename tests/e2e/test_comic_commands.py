@@ -168,7 +168,10 @@ async def test_new_character_three_panels_show_and_export(
     assert requests[2]["kind"] == "img2img"
     [(second_image_path,)] = rows(db, "SELECT path FROM images WHERE id = ?", panels[1][5])
     assert requests[2]["init_image"] == second_image_path
-    assert first.attachments[0].image().size == third.attachments[0].image().size == (64, 64)
+    # Each panel is drawn at its frame's shape (tall here): the first alone on page 1 under the title,
+    # the third (a continuation, its source resized) alone on the taller page 2.
+    assert first.attachments[0].image().size == (64, 80)
+    assert third.attachments[0].image().size == (64, 96)
 
     show = await comic(emulator, "show", alice, page=2)
     assert show.ack_ms is not None and show.ack_ms < 3000

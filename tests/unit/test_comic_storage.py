@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,58 @@ async def test_everything_survives_a_reopen(tmp_path: Path) -> None:
         active = await storage.comics.active(OWNER, GUILD)
         assert active is not None and active.id == comic.id
         assert len(await storage.jobs.active()) == 3
+
+
+async def test_a_storyboard_adds_its_panels_and_one_job_and_links_image_by_board_index(storage: Storage) -> None:
+    from storage.comics import BoardPlan
+
+    comic = await new_comic(storage)
+    await add(storage, comic, "before")
+
+    def plan(stored: Sequence[PanelRecord]) -> BoardPlan:
+        job = NewJob(kind="txt2img", requester_id=OWNER, guild_id=GUILD, channel_id=5, request_json="{}")
+        plans = [PanelPlan(seed=50 + i, params_json=json.dumps({"prompt": p.prompt, "extra": {"board_index": i}}))
+                 for i, p in enumerate(stored)]
+        return BoardPlan(plans, job)
+
+    panels, job_id = await storage.comics.add_storyboard(
+        comic.id, [NewPanel("one", caption="c1"), NewPanel("two", dialogue="hi", speaker="Mira"), NewPanel("three")],
+        plan, max_panels=10,
+    )
+    assert [(p.position, p.prompt, p.seed, p.job_id) for p in panels] == [
+        (2, "one", 50, job_id), (3, "two", 51, job_id), (4, "three", 52, job_id)
+    ]
+    assert (panels[0].caption, panels[1].dialogue, panels[1].speaker) == ("c1", "hi", "Mira")
+    with pytest.raises(ComicFull):
+        await storage.comics.add_storyboard(comic.id, [NewPanel("x")] * 7, plan, max_panels=10)
+    assert await storage.comics.panel_count(comic.id) == 4
+
+    # The middle panel is removed while drawing; the others still get their own image.
+    await storage.comics.remove_panel(comic.id, 3)
+    files = [await asyncio.to_thread(storage.files.write, bytes([i])) for i in range(3)]
+    rows = await storage.images.add_many([NewImage(
+        job_id=job_id, idx=i, seed=50 + i, params_json="{}", file=files[i], width=64, height=64,
+        parent_image_id=None, requester_id=OWNER, guild_id=GUILD,
+    ) for i in range(3)])
+    assert await storage.comics.relink_finished() == 2  # a crash before the hook: the restart links them
+    shown = {p.prompt: p.image_id for p in await storage.comics.panels(comic.id)}
+    assert shown["one"] == rows[0].id and shown["three"] == rows[2].id
+    await storage.comics.update_panel(comic.id, 2, {"caption": None})
+    linked = await storage.comics.link_images(job_id, [r.id for r in rows])
+    assert sorted(p.prompt for p in linked) == ["one", "three"]
+    assert await storage.comics.relink_finished() == 0
+    assert (await storage.comics.panel_by_id(panels[0].id)) == (await storage.comics.panel_at(comic.id, 2))
+    assert await storage.comics.panel_by_id(panels[1].id) is None
+
+
+async def test_a_characters_likeness_scale_is_stored_and_reset(storage: Storage) -> None:
+    comic = await new_comic(storage)
+    await storage.comics.set_character(comic.id, "Mira", "a girl", max_characters=5)
+    assert (await storage.comics.characters(comic.id))[0].ip_adapter_scale is None
+    changed = await storage.comics.set_character_scale(comic.id, "mira", 0.9)
+    assert (changed.name, changed.ip_adapter_scale) == ("Mira", 0.9)
+    assert (await storage.comics.characters(comic.id))[0].ip_adapter_scale == 0.9
+    await storage.comics.set_character_scale(comic.id, "Mira", None)
+    assert (await storage.comics.characters(comic.id))[0].ip_adapter_scale is None
+    with pytest.raises(CharacterNotFound):
+        await storage.comics.set_character_scale(comic.id, "Otto", 0.5)

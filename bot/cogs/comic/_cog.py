@@ -8,6 +8,7 @@ on unload.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 
@@ -16,11 +17,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.add_to_comic import add_image_to_comic
+from bot.cogs.comic import _redraw
+from bot.cogs.comic._character_likeness import likeness_command
 from bot.cogs.comic._context import ComicContext
 from bot.cogs.comic._group_characters import CharacterCommands
 from bot.cogs.comic._group_comics import ComicsCommands
 from bot.cogs.comic._group_pages import PageCommands
 from bot.cogs.comic._group_panels import PanelCommands
+from bot.cogs.comic._group_storyboard import StoryboardCommands
 from bot.config import ComicSettings
 from bot.emojis import ADD_TO_COMIC
 from bot.outlets import post_notice
@@ -35,10 +39,15 @@ log = logging.getLogger(__name__)
 def build_comic_group(context: ComicContext, client: discord.Client) -> app_commands.Group:
     """``/comic`` with every subcommand of the command groups, and ``/comic character``."""
     root = app_commands.Group(name="comic", description="Make comics from generated panels", guild_only=True)
-    for part in (ComicsCommands(context), PanelCommands(context), PageCommands(context, client)):
+    parts = (
+        ComicsCommands(context), PanelCommands(context), StoryboardCommands(context), PageCommands(context, client)
+    )
+    for part in parts:
         for command in part.commands:
             root.add_command(command)
-    root.add_command(CharacterCommands(context))
+    characters = CharacterCommands(context)
+    characters.add_command(likeness_command(context))
+    root.add_command(characters)
     return root
 
 
@@ -70,7 +79,18 @@ class Comic(commands.Cog):
         self.context.styles = value
 
     async def cog_load(self) -> None:
-        """Add ``/comic``, hook into finished jobs, and link any panel job that finished just before a crash."""
+        """Add ``/comic``, hook into finished jobs, link any panel job that finished just before a crash,
+        give the engines the configured IP-Adapter, and route clicks on Redraw buttons."""
+        model = self.services.settings.model
+        for engine in self.services.engines:
+            configure = getattr(engine, "configure_ip_adapter", None)
+            if configure is not None:  # a local engine (a cluster's workers are configured where they run)
+                await asyncio.to_thread(
+                    configure, model.ip_adapter, reference_root=self.services.storage.files.root,
+                    subfolder=model.ip_adapter_subfolder, weight_name=model.ip_adapter_weight_name,
+                    image_encoder=model.ip_adapter_image_encoder,
+                )
+        _redraw.register(self.bot, self.context)
         self.bot.tree.add_command(self.group)
         self.services.runner.on_result.append(self._link_panel)
         relinked = await self.services.storage.comics.relink_finished()
@@ -80,18 +100,19 @@ class Comic(commands.Cog):
     async def cog_unload(self) -> None:
         """Remove ``/comic`` and unhook from finished jobs."""
         self.bot.tree.remove_command(self.group.name)
+        _redraw.unregister(self.bot)
         if self._link_panel in self.services.runner.on_result:
             self.services.runner.on_result.remove(self._link_panel)
 
     async def _link_panel(self, record: JobRecord, message_id: int) -> None:
-        """Result hook: a finished panel job's first image becomes its panel's picture."""
+        """Result hook: a finished panel job's first image becomes its panel's picture (a storyboard's
+        images become its panels' pictures, in order)."""
         storage = self.services.storage
         images = await storage.images.for_job(record.id)
         if not images:
             return
-        panel = await storage.comics.link_image(record.id, images[0].id)
-        if panel is not None:
-            log.info("panel %s (comic %s) now shows image %s", panel.id, panel.comic_id, images[0].id)
+        for panel in await storage.comics.link_images(record.id, [image.id for image in images]):
+            log.info("panel %s (comic %s) now shows image %s", panel.id, panel.comic_id, panel.image_id)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -24,9 +24,10 @@ from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.comic_lettering import TextDoesNotFit
 from generation.errors import QueueFull
+from rules.frame_size import size_for_aspect
 from rules.request import GenerationRequest, RequestError
 from rules.styles import StylePreset
-from storage.comics import ComicRecord, ComicStorageError, PanelRecord
+from storage.comics import CharacterRecord, ComicRecord, ComicStorageError, PanelRecord
 from storage.images import ImageRecord
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,17 @@ class ComicContext:
         except TextDoesNotFit as error:
             raise UserFacingError(error.user_message) from None
 
+    def frame(self, comic: ComicRecord, n_panels: int, position: int) -> tuple[int, int]:
+        """The (width, height) of the frame panel ``position`` (1-based) fills when the comic has ``n_panels``."""
+        return _pages.frame_shape(comic.title, n_panels, position - 1, layout=comic.layout,
+                                  panels_per_page=self.settings.panels_per_page)
+
+    def draw_size(self, comic: ComicRecord, n_panels: int, position: int) -> tuple[int, int]:
+        """The size panel ``position`` is drawn at: its frame's shape, about the model's native pixel count."""
+        width, height = self.frame(comic, n_panels, position)
+        return size_for_aspect(width / height, native=self.services.model.native_size,
+                               limits=self.services.settings.generation)
+
     def check_capacity(self, interaction: discord.Interaction) -> None:
         """Refuse a panel job the queue would not take from this member (or their server) now."""
         try:
@@ -148,6 +160,15 @@ class ComicContext:
     async def characters(self, comic: ComicRecord) -> dict[str, str]:
         """The comic's characters: name to description."""
         return {c.name: c.description for c in await self.storage.comics.characters(comic.id)}
+
+    async def character_records(self, comic: ComicRecord) -> dict[str, CharacterRecord]:
+        """The comic's characters: name to their stored record (references, trained LoRA, where present)."""
+        return {c.name: c for c in await self.storage.comics.characters(comic.id)}
+
+    @property
+    def ip_adapter_configured(self) -> bool:
+        """Whether ``[model] ip_adapter`` names IP-Adapter weights."""
+        return bool(self.services.settings.model.ip_adapter)
 
     def stop_drawing(self, panel: PanelRecord) -> None:
         """Cancel the panel's job if it is still queued or running (its result would be unused)."""

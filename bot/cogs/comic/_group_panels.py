@@ -11,8 +11,9 @@ import discord
 from discord import app_commands
 
 from bot.add_to_comic import comic_title
+from bot.cogs.comic import _redraw
 from bot.cogs.comic._context import CLEAR, NO_PINGS, ComicContext, clean, quote
-from bot.cogs.comic._panels import panel_request, take_of, with_take
+from bot.cogs.comic._panels import character_routes, panel_request, take_of, with_routes, with_take
 from bot.errors import UserFacingError
 from bot.jobs import JobOrigin
 from rules.request import GenerationRequest, fit_source
@@ -55,20 +56,25 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         await self._check_room(comic)
         await context.check_text(comic, caption, dialogue)
         init = await self._continuation(comic) if continue_from_previous else None
-        request = context.validate(panel_request(
+        records = await context.character_records(comic)
+        routes = character_routes(prompt, records, ip_adapter_configured=context.ip_adapter_configured)
+        request = context.validate(with_routes(panel_request(
             prompt,
-            characters=await context.characters(comic),
+            characters={name: record.description for name, record in records.items()},
             style=context.style(comic),
             limits=context.services.settings.generation,
             size=context.services.model.native_size,
             init_image=init,
             strength=context.settings.continue_strength,
-        ))
+        ), routes))
         context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
             drawn = with_take(request, comic_id=comic.id, comic_seed=comic.seed, panel_id=stored.id, take=0)
+            # Drawn at the shape of the frame it fills as the comic's last panel.
+            width, height = context.draw_size(comic, stored.position, stored.position)
+            drawn = drawn.replace(width=width, height=height)
             return PanelPlan(drawn.seed, drawn.to_json(), origin.new_job(drawn))
 
         try:
@@ -219,15 +225,26 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
     async def move(
         self, interaction: discord.Interaction, panel: app_commands.Range[int, 1], to: app_commands.Range[int, 1]
     ) -> None:
-        """Move a panel to another place; the panels between shift over."""
+        """Move a panel to another place; the panels between shift over (and are offered a redraw
+        where their new frame has another shape)."""
         comic = await self.context.editable(interaction, "reorder panels of")
         try:
             panels = await self.context.storage.comics.move_panel(comic.id, panel, to)
         except ComicStorageError as error:
             raise UserFacingError(str(error)) from None
-        await interaction.response.send_message(
-            f"↕️ Panel {panel} of {comic_title(comic)} is now panel {to} of {len(panels)}.", allowed_mentions=NO_PINGS
-        )
+        low, high = min(panel, to), max(panel, to)
+        moved = [p for p in panels if low <= p.position <= high]
+        moved.sort(key=lambda p: p.position != to)  # the panel moved first
+        misfit = await _redraw.misfits(self.context, comic, moved)
+        text = f"↕️ Panel {panel} of {comic_title(comic)} is now panel {to} of {len(panels)}."
+        if misfit:
+            numbers = ", ".join(str(p.position) for p in misfit[: _redraw.MAX_REDRAW_BUTTONS])
+            text += f" The frame of panel(s) {numbers} now has another shape; redraw to fit it?"
+        view = _redraw.redraw_view(misfit)
+        if view is None:
+            await interaction.response.send_message(text, allowed_mentions=NO_PINGS)
+        else:
+            await interaction.response.send_message(text, view=view, allowed_mentions=NO_PINGS)
 
     @app_commands.command(name="remove")
     @app_commands.describe(panel="The panel's number")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from bot.discord_limits import MAX_FILES_PER_MESSAGE, UPLOAD_HEADROOM
 from composition.comic_export import ComicInfo, ExportFile, ExportFormat, fit_to_limit
-from composition.comic_layout import layout_comic, paginate, smallest_frame_size
+from composition.comic_layout import frame_of, layout_comic, paginate, smallest_frame_size
 from composition.comic_lettering import SpeakerSide, TextDoesNotFit, check_panel_text, layout_title
 from composition.comic_render import PanelArt, RenderedPage, render_comic
 from composition.upload_fit import split_into_uploads
@@ -52,6 +52,13 @@ def check_title(title: str, *, layout: str, panels_per_page: int) -> None:
     box = layout_comic(1, layout=layout, panels_per_page=panels_per_page)[0].title_box
     if box is not None:
         layout_title(title, box)
+
+
+def frame_shape(title: str, n_panels: int, index: int, *, layout: str, panels_per_page: int) -> tuple[int, int]:
+    """The (width, height) of the frame panel ``index`` (0-based) fills in a comic of ``n_panels`` panels,
+    laid out as :func:`render_pages` lays it out."""
+    frame = frame_of(n_panels, index, layout=layout, panels_per_page=panels_per_page, with_title=bool(title.strip()))
+    return frame.size
 
 
 def _load(path: Path | None, frame: tuple[int, int] | None = None) -> Image.Image:
@@ -145,6 +152,7 @@ __all__ = [
     "check_title",
     "export_files",
     "file_basename",
+    "frame_shape",
     "page_count",
     "render_pages",
     "upload_batches",

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.config import ComicSettings
 from composition.comic_lettering import SpeakerSide
+from rules.character_routes import IP_ADAPTER, CharacterRoute, choose_route, route_labels
 from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
 from rules.styles import StylePreset, apply_style
+from storage.comics import BOARD_INDEX_KEY
 
 
 def panel_seed(comic_seed: int, panel_id: int, take: int = 0) -> int:
@@ -62,6 +64,38 @@ def weave_characters(prompt: str, characters: Mapping[str, str]) -> str:
     return woven
 
 
+def named_characters(prompt: str, names: Iterable[str]) -> list[str]:
+    """The characters ``prompt`` names (whole words, any case), in the order their names first appear."""
+    found: list[tuple[int, str]] = []
+    for name in names:
+        match = _name_pattern(name).search(prompt)
+        if match is not None:
+            found.append((match.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def character_routes(
+    prompt: str, characters: Mapping[str, object], *, ip_adapter_configured: bool, storyboard: bool = False
+) -> list[CharacterRoute]:
+    """How each character ``prompt`` names is kept consistent (see :mod:`rules.character_routes`)."""
+    return [
+        choose_route(characters[name], name, ip_adapter_configured=ip_adapter_configured, storyboard=storyboard)
+        for name in named_characters(prompt, characters)
+    ]
+
+
+def with_routes(request: GenerationRequest, routes: Sequence[CharacterRoute]) -> GenerationRequest:
+    """``request`` drawn by these routes: named in its embed (``extra["characters"]``), and the first
+    IP-Adapter character's reference pictures and scale on the request (one likeness per panel)."""
+    if not routes:
+        return request
+    request = request.replace(extra={**request.extra, "characters": route_labels(routes)})
+    adapted = next((route for route in routes if route.route == IP_ADAPTER), None)
+    if adapted is not None:
+        request = request.replace(ip_adapter_images=list(adapted.references), ip_adapter_scale=adapted.scale)
+    return request
+
+
 def speaker_sides(panels: Sequence[tuple[str | None, str | None]]) -> list[SpeakerSide]:
     """The bubble side of each panel, from its (speaker, dialogue): see the module docstring."""
     order: dict[str, int] = {}
@@ -90,11 +124,14 @@ def panel_request(
     size: int,
     init_image: tuple[str, int, int] | None = None,
     strength: float = ComicSettings.continue_strength,
+    shape: tuple[int, int] | None = None,
 ) -> GenerationRequest:
     """The request for a new panel (seed 0 until the panel's id is known: see :func:`with_take`).
 
     ``init_image`` is (stored path, width, height) of the previous panel for an img2img
-    continuation; the panel then takes that image's size.
+    continuation; the panel then takes that image's size. ``shape`` (width, height), when given,
+    is the size to draw at instead (its frame's shape: see :mod:`rules.frame_size`); a continued
+    panel's source is then resized to it.
     """
     text, negative = compose_prompt(prompt, characters, style)
     request = GenerationRequest(
@@ -109,6 +146,8 @@ def panel_request(
     if init_image is not None:
         path, width, height = init_image
         request = request.replace(kind="img2img", init_image=path, strength=strength, width=width, height=height)
+    if shape is not None:
+        request = request.replace(width=shape[0], height=shape[1])
     return request
 
 
@@ -123,4 +162,5 @@ def with_take(
 ) -> GenerationRequest:
     """``request`` as drawing number ``take`` of a panel: its derived seed, one image, and a note of whose it is."""
     extra: dict[str, Any] = {**request.extra, "comic_id": comic_id, "panel_id": panel_id, "take": take}
+    extra.pop(BOARD_INDEX_KEY, None)  # a redrawn storyboard panel is drawn on its own
     return request.replace(seed=panel_seed(comic_seed, panel_id, take), count=1, extra=extra)

@@ -233,12 +233,14 @@ def result_view(job_id: int, image_ids: Sequence[int], shown: Sequence[bool]) ->
     if len(image_ids) > 1:
         visible = [(index, image_id) for index, (image_id, seen) in enumerate(zip(image_ids, shown, strict=True))
                    if seen]
-        for index, image_id in visible:
-            view.add_item(_row(UpscaleButton(image_id, label=f"U{index + 1}"), 0))
-        for index, image_id in visible:
-            view.add_item(_row(VaryButton(image_id, "strong", label=f"V{index + 1}"), 1))
+        # Five buttons fit a row: a storyboard's six images take two rows each for U and V.
+        rows = max(1, -(-len(visible) // 5))
+        for place, (index, image_id) in enumerate(visible):
+            view.add_item(_row(UpscaleButton(image_id, label=f"U{index + 1}"), place // 5))
+        for place, (index, image_id) in enumerate(visible):
+            view.add_item(_row(VaryButton(image_id, "strong", label=f"V{index + 1}"), rows + place // 5))
         for item in (RerollButton(job_id), InfoButton(image_ids[0]), DeleteButton(job_id)):
-            view.add_item(_row(item, 2))
+            view.add_item(_row(item, 2 * rows))
         return view
     (image_id,) = image_ids
     if shown[0]:
