@@ -57,14 +57,17 @@ def _cell(cell: Cell) -> str:
         else '<div class="missing" role="img" aria-label="image file missing"></div>'
     )
     return (
-        f'<a href="{html.escape(cell.href)}" data-image="{cell.image_id}" '
+        f'<a role="listitem" href="{html.escape(cell.href)}" data-image="{cell.image_id}" '
         f'title="{html.escape(shorten(cell.prompt, TOOLTIP_CHARS))}">{picture}'
         f'<div class="number">{number}</div>'
         f'<div class="prompt">{html.escape(shorten(cell.prompt, CAPTION_CHARS))}</div></a>'
     )
 
 
-def grid_html(cells: Sequence[Cell], *, columns: int = COLUMNS) -> str:
-    """The grid as one HTML fragment (its style included)."""
+def grid_html(cells: Sequence[Cell], label: str, *, columns: int = COLUMNS) -> str:
+    """The grid as one HTML fragment (its style included), named ``label`` for screen readers."""
     body = "".join(_cell(cell) for cell in cells)
-    return f'{_STYLE}<div class="panelbot-grid" style="--columns:{columns}">{body}</div>'
+    return (
+        f'{_STYLE}<div class="panelbot-grid" role="list" aria-label="{html.escape(label)}" '
+        f'style="--columns:{columns}">{body}</div>'
+    )

@@ -40,9 +40,9 @@ def close_image() -> None:
     st.query_params.pop(IMAGE, None)
 
 
-def thumbnails(rows: list[ImageRow], place: GalleryPlace) -> None:
+def thumbnails(rows: list[ImageRow], place: GalleryPlace, label: str) -> None:
     """A grid of thumbnails, each a link to its image's page (whose "← Gallery" returns to ``place``)."""
-    st.html(grid_html(context.grid_cells(current, rows, place)))
+    st.html(grid_html(context.grid_cells(current, rows, place), label))
 
 
 def image_page(image_id: int) -> None:
@@ -101,14 +101,14 @@ def image_page(image_id: int) -> None:
     st.subheader("Lineage")
     if lineage.parent is not None:
         st.markdown(f"**Made from** #{lineage.parent.id}")
-        thumbnails([lineage.parent], place)
+        thumbnails([lineage.parent], place, "Made from")
     elif row.parent_image_id is not None:
         st.markdown(f"Made from image #{row.parent_image_id}, which is not in the gallery.")
     for title, rows in (("Variations", lineage.variations), ("Upscales", lineage.upscales),
                         ("Also made from it", lineage.others)):
         if rows:
             st.markdown(f"**{title}** ({len(rows)})")
-            thumbnails(rows, place)
+            thumbnails(rows, place, title)
     if lineage.parent is None and row.parent_image_id is None and not (
         lineage.variations or lineage.upscales or lineage.others
     ):
@@ -193,7 +193,7 @@ def gallery_page() -> None:
     if not result.images:
         st.info("No images match." if page_number == 0 else "No more images.")
     else:
-        thumbnails(result.images, place)
+        thumbnails(result.images, place, "Gallery")
     back, where, forward = st.columns([1, 2, 1])
     with back:
         st.button("← Newer", disabled=page_number == 0, on_click=turn, args=(page_number - 1,))
