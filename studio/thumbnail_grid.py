@@ -31,6 +31,17 @@ _STYLE = """<style>
 
 
 @dataclass(frozen=True)
+class HtmlFragment:
+    """HTML that ``st.html`` takes as it is: through ``_repr_html_``, so Streamlit does not first look
+    for a file of that name or dedent half a megabyte of inline pictures (10-20 ms a page)."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class Cell:
     """One thumbnail: the image it links to, the picture (a data URI; None when the file is missing), its prompt."""
 

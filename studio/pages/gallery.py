@@ -22,7 +22,7 @@ from rules.prompt_flags import reproduce_line
 from studio import context
 from studio.archive import KINDS, Filters, ImageRow
 from studio.gallery_links import IMAGE, GalleryPlace, day_range, filters_on, place_from_query, place_query
-from studio.thumbnail_grid import grid_html
+from studio.thumbnail_grid import HtmlFragment, grid_html
 
 ANY = "Any"
 
@@ -42,7 +42,7 @@ def close_image() -> None:
 
 def thumbnails(rows: list[ImageRow], place: GalleryPlace, label: str) -> None:
     """A grid of thumbnails, each a link to its image's page (whose "← Gallery" returns to ``place``)."""
-    st.html(grid_html(context.grid_cells(current, rows, place), label))
+    st.html(HtmlFragment(grid_html(context.grid_cells(current, rows, place), label)))
 
 
 def image_page(image_id: int) -> None:
