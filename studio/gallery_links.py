@@ -1,7 +1,7 @@
 """The gallery's place in its URL: filters and page as query parameters, and links to one image.
 
-A thumbnail is a plain link (``?image=ID``), so opening an image is a new page load that starts a
-new Streamlit session. The gallery therefore keeps what it shows in the URL as well as in the
+A thumbnail is a link (``?image=ID``) that moves the open session to that URL (a new page load
+where scripts are off). The gallery therefore keeps what it shows in the URL as well as in the
 session (``?page=3&search=dragon&kind=variation``): the image page's "← Gallery", the browser's
 Back button, a bookmark or a shared link all come back to the same filters and page. Nothing here
 imports Streamlit: the gallery page reads and writes ``st.query_params`` with these.

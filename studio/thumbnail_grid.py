@@ -4,6 +4,7 @@ The gallery sends a page of thumbnails as a single ``st.html`` element: one mess
 per image and no widget per cell, so a new browser tab paints the page as soon as the script's
 output arrives. Each cell is a link to the image's page (``?image=ID``), with the image number and
 the start of its prompt below the picture; spoilered images come blurred already (their thumbnail).
+Prompts are escaped; the only script is the grid's own click handler (``_SCRIPT``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ _STYLE = """<style>
 .panelbot-grid .number{font-weight:600;font-size:.9rem;margin-top:.3rem}
 .panelbot-grid .prompt{font-size:.8rem;opacity:.65;overflow-wrap:anywhere}
 </style>"""
+
+
+#: A click on a thumbnail stays in the open Streamlit session: the link's URL is pushed onto the
+#: browser's history and Streamlit, as for Back and Forward, reruns the page with that query. No new
+#: session (a password given stays given) and no page load; a click with a modifier key, or a
+#: browser without scripts, follows the link as usual.
+_SCRIPT = """<script>
+if (!window.panelbotGridLinks) {
+  window.panelbotGridLinks = true;
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest(".panelbot-grid a[data-image]") : null;
+    if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey
+        || event.altKey) return;
+    event.preventDefault();
+    window.history.pushState(null, "", link.href);
+    window.dispatchEvent(new PopStateEvent("popstate"));
+  });
+}
+</script>"""
 
 
 @dataclass(frozen=True)
@@ -76,9 +96,12 @@ def _cell(cell: Cell) -> str:
 
 
 def grid_html(cells: Sequence[Cell], label: str, *, columns: int = COLUMNS) -> str:
-    """The grid as one HTML fragment (its style included), named ``label`` for screen readers."""
+    """The grid as one HTML fragment (its style and link script included), named ``label`` for screen readers.
+
+    Give it to ``st.html`` with ``unsafe_allow_javascript=True`` for clicks that stay in the session.
+    """
     body = "".join(_cell(cell) for cell in cells)
     return (
         f'{_STYLE}<div class="panelbot-grid" role="list" aria-label="{html.escape(label)}" '
-        f'style="--columns:{columns}">{body}</div>'
+        f'style="--columns:{columns}">{body}</div>{_SCRIPT}'
     )

@@ -2,9 +2,9 @@
 
 A page of thumbnails is one HTML grid of links (:mod:`studio.thumbnail_grid`), and the filters
 wait in a "Filters" popover (made after the grid), so a new browser tab paints the thumbnails
-first. What the gallery shows is kept in the URL too (:mod:`studio.gallery_links`): opening an
-image is a new page load, and its "← Gallery" and the browser's Back come back to the same
-filters and page.
+first. What the gallery shows is kept in the URL too (:mod:`studio.gallery_links`): a click on a thumbnail
+moves the open session to that URL (a page load where scripts are off), and "← Gallery", the
+browser's Back and bookmarks come back to the same filters and page.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def close_image() -> None:
 
 def thumbnails(rows: list[ImageRow], place: GalleryPlace, label: str) -> None:
     """A grid of thumbnails, each a link to its image's page (whose "← Gallery" returns to ``place``)."""
-    st.html(HtmlFragment(grid_html(context.grid_cells(current, rows, place), label)))
+    st.html(HtmlFragment(grid_html(context.grid_cells(current, rows, place), label)), unsafe_allow_javascript=True)
 
 
 def image_page(image_id: int) -> None:

@@ -379,9 +379,11 @@ async def test_gallery_in_a_browser_opens_an_image_and_comes_back(studio: Studio
             await tab.goto(url)
             await tab.wait_for_function(GRID_SHOWS, arg=everything)
             await screenshot(tab, "studio-gallery")
+            await tab.evaluate("window.sameSession = true")  # gone if a click loaded a new page
             await tab.locator(f'.panelbot-grid a[data-image="{ids["lighthouse"]}"]').click()
             await tab.get_by_role("heading", name=f"Image #{ids['lighthouse']}").wait_for()
             assert tab.url.endswith(f"/?image={ids['lighthouse']}")
+            assert await tab.evaluate("window.sameSession === true")  # the click stayed in the session
             await tab.locator(f'.panelbot-grid[aria-label="Upscales"] a[data-image="{ids["upscale"]}"]').click()
             await tab.get_by_role("heading", name=f"Image #{ids['upscale']}").wait_for()
             await tab.get_by_role("button", name="← Gallery").click()
@@ -398,5 +400,6 @@ async def test_gallery_in_a_browser_opens_an_image_and_comes_back(studio: Studio
             await tab.get_by_role("heading", name=f"Image #{ids['forest']}").wait_for()
             await tab.go_back()
             await tab.wait_for_function(GRID_SHOWS, arg=[ids["forest"]])
+            assert await tab.evaluate("window.sameSession === true")
     finally:
         await asyncio.to_thread(server.__exit__, None, None, None)
