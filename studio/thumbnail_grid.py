@@ -4,7 +4,7 @@ The gallery sends a page of thumbnails as a single ``st.html`` element: one mess
 per image and no widget per cell, so a new browser tab paints the page as soon as the script's
 output arrives. Each cell is a link to the image's page (``?image=ID``), with the image number and
 the start of its prompt below the picture; spoilered images come blurred already (their thumbnail).
-Prompts are escaped; the only script is the grid's own click handler (``_SCRIPT``).
+Prompts are escaped; the grid has no script (the click handler is :data:`LINK_SCRIPT`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ _STYLE = """<style>
 </style>"""
 
 
-#: A click on a thumbnail stays in the open Streamlit session: the link's URL is pushed onto the
-#: browser's history and Streamlit, as for Back and Forward, reruns the page with that query. No new
-#: session (a password given stays given) and no page load; a click with a modifier key, or a
-#: browser without scripts, follows the link as usual.
-_SCRIPT = """<script>
+#: Makes a click on any grid's thumbnail stay in the open Streamlit session: the link's URL is pushed
+#: onto the browser's history and Streamlit, as for Back and Forward, reruns the page with that
+#: query. No new session (a password given stays given) and no page load; a click with a modifier
+#: key, or a browser without scripts, follows the link as usual. Sent once a page as its own small
+#: element (``st.html(LINK_SCRIPT, unsafe_allow_javascript=True)``), so the big grid itself goes
+#: through ``st.html``'s plain path.
+LINK_SCRIPT = """<script>
 if (!window.panelbotGridLinks) {
   window.panelbotGridLinks = true;
   document.addEventListener("click", (event) => {
@@ -96,12 +98,9 @@ def _cell(cell: Cell) -> str:
 
 
 def grid_html(cells: Sequence[Cell], label: str, *, columns: int = COLUMNS) -> str:
-    """The grid as one HTML fragment (its style and link script included), named ``label`` for screen readers.
-
-    Give it to ``st.html`` with ``unsafe_allow_javascript=True`` for clicks that stay in the session.
-    """
+    """The grid as one HTML fragment (its style included), named ``label`` for screen readers."""
     body = "".join(_cell(cell) for cell in cells)
     return (
         f'{_STYLE}<div class="panelbot-grid" role="list" aria-label="{html.escape(label)}" '
-        f'style="--columns:{columns}">{body}</div>{_SCRIPT}'
+        f'style="--columns:{columns}">{body}</div>'
     )

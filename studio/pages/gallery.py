@@ -22,7 +22,7 @@ from rules.prompt_flags import reproduce_line
 from studio import context
 from studio.archive import KINDS, Filters, ImageRow
 from studio.gallery_links import IMAGE, GalleryPlace, day_range, filters_on, place_from_query, place_query
-from studio.thumbnail_grid import HtmlFragment, grid_html
+from studio.thumbnail_grid import LINK_SCRIPT, HtmlFragment, grid_html
 
 ANY = "Any"
 
@@ -42,7 +42,7 @@ def close_image() -> None:
 
 def thumbnails(rows: list[ImageRow], place: GalleryPlace, label: str) -> None:
     """A grid of thumbnails, each a link to its image's page (whose "← Gallery" returns to ``place``)."""
-    st.html(HtmlFragment(grid_html(context.grid_cells(current, rows, place), label)), unsafe_allow_javascript=True)
+    st.html(HtmlFragment(grid_html(context.grid_cells(current, rows, place), label)))
 
 
 def image_page(image_id: int) -> None:
@@ -215,3 +215,4 @@ if requested is not None and requested.isdigit():
     image_page(int(requested))
 else:
     gallery_page()
+st.html(LINK_SCRIPT, unsafe_allow_javascript=True)  # last: thumbnail clicks stay in this session

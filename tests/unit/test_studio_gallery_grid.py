@@ -66,7 +66,7 @@ def test_the_grid_is_links_with_inline_pictures_and_escaped_prompts(tmp_path: Pa
         [Cell(7, image_link(7, GalleryPlace(page=1)), picture, prompt), Cell(3, "?image=3", None, "missing file")],
         "Gallery",
     )
-    assert "<script>alert" not in body and body.count("<script>") == 1  # the prompt is text; one script: the grid's
+    assert "<script>" not in body
     assert 'aria-label="Gallery"' in body
     links = re.findall(r'<a role="listitem" href="([^"]+)" data-image="(\d+)" title="([^"]*)">', body)
     assert [(html.unescape(href), int(i)) for href, i, _ in links] == [("?image=7&page=2", 7), ("?image=3", 3)]
