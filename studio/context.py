@@ -1,7 +1,7 @@
 """What every studio page shares: the config, the archive, the password gate and cached lookups.
 
 Streamlit caches live here (``st.cache_resource`` for the config, ``st.cache_data`` for query
-results and thumbnails), keyed by plain values so every page and session shares them.
+results, thumbnail files and their data URIs), keyed by plain values so every page and session shares them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import streamlit as st
 
 from studio.archive import Archive, Facets, Filters, GalleryPage, ImageRow, Lineage, Scope
 from studio.bot_client import BotClient
+from studio.gallery_links import GalleryPlace, image_link
 from studio.settings import StudioConfig, config_path, load_config
+from studio.thumbnail_grid import Cell, data_uri
 from studio.thumbnails import thumbnail_path
 
 #: Gallery results are fresh for this long (new images show up within it).
@@ -104,6 +106,22 @@ def thumb_of(current: Studio, row: ImageRow) -> str | None:
     return thumbnail(
         str(config.images_dir), row.path, str(config.studio.thumbnails_dir), blur=row.safety == "spoiler"
     )
+
+
+@st.cache_data(max_entries=2_000, show_spinner=False)
+def _picture(path: str) -> str:
+    """A thumbnail file as a data URI (files are content-addressed, so never stale)."""
+    return data_uri(Path(path))
+
+
+def grid_cells(current: Studio, rows: Sequence[ImageRow], place: GalleryPlace) -> list[Cell]:
+    """The thumbnail grid's cells for these images (thumbnails made first, in parallel), linking back to ``place``."""
+    make_thumbnails(current, rows)
+    cells = []
+    for row in rows:
+        path = thumb_of(current, row)
+        cells.append(Cell(row.id, image_link(row.id, place), _picture(path) if path else None, row.prompt))
+    return cells
 
 
 def _thumbnail_job(current: Studio, row: ImageRow) -> Path | None:

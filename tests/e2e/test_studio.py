@@ -8,12 +8,16 @@ AppTest runs block, so they run in a thread while the bot keeps serving on the e
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import html
 import io
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
@@ -175,8 +179,25 @@ def page(name: str) -> AppTest:
     return AppTest.from_file(str(PAGES / name), default_timeout=RUN_TIMEOUT_S)
 
 
+def grid(app: AppTest, label: str) -> list[tuple[int, str]]:
+    """The thumbnails of the grid named ``label``: each image's id and the link it opens."""
+    found = [e.value for e in app.html if f'aria-label="{label}"' in e.value]
+    assert len(found) <= 1, found
+    links = re.findall(r'<a role="listitem" href="([^"]+)" data-image="(\d+)"', found[0]) if found else []
+    return [(int(image_id), html.unescape(href)) for href, image_id in links]
+
+
 def gallery_ids(app: AppTest) -> list[int]:
-    return [int(b.label[1:]) for b in app.button if b.label.startswith("#") and (b.key or "").startswith("gallery-")]
+    return [image_id for image_id, _ in grid(app, "Gallery")]
+
+
+def follow(href: str) -> AppTest:
+    """What clicking a thumbnail opens: a new page load (a new session) of the gallery page at that link."""
+    assert href.startswith("?"), href
+    opened = page("gallery.py")
+    for name, value in parse_qsl(href[1:]):
+        opened.query_params[name] = value
+    return opened
 
 
 async def test_gallery_order_search_filters_and_image_page(studio: Studio) -> None:
@@ -188,31 +209,38 @@ async def test_gallery_order_search_filters_and_image_page(studio: Studio) -> No
     assert shown == expected[::-1]  # newest first; the withheld and the deleted image never show
     assert ids["withheld"] not in shown and ids["deleted"] not in shown
     assert rows(studio.db, "SELECT COUNT(*) FROM images WHERE id IN (?, ?)", ids["withheld"], ids["deleted"]) == [(2,)]
+    # Each thumbnail is inline in the page: a WebP picture no bigger than a thumbnail.
+    pictures = re.findall(r'<img src="data:image/webp;base64,([^"]+)"', app.html[0].value)
+    assert len(pictures) == len(shown)
+    assert all(max(Image.open(io.BytesIO(base64.b64decode(p))).size) <= 256 for p in pictures)
 
-    app.sidebar.text_input(key="search").input("FOREST")
+    app.text_input(key="search").input("FOREST")
     await run(app)
     assert gallery_ids(app) == [ids["forest"]]
-    app.sidebar.text_input(key="search").input("")
+    app.text_input(key="search").input("")
     [bob] = rows(studio.db, "SELECT requester_id FROM images WHERE id = ?", ids["forest"])[0]
-    app.sidebar.selectbox(key="member").select(bob)
+    app.selectbox(key="member").select(bob)
     await run(app)
     assert gallery_ids(app) == sorted([ids["forest"], ids["panel"]], reverse=True)
-    app.sidebar.selectbox(key="member").select("Any")
-    app.sidebar.selectbox(key="kind").select("upscale")
+    app.selectbox(key="member").select("Any")
+    app.selectbox(key="kind").select("upscale")
     await run(app)
     assert gallery_ids(app) == [ids["upscale"]]
-    app.sidebar.selectbox(key="kind").select("panel")
+    app.selectbox(key="kind").select("panel")
     await run(app)
     assert gallery_ids(app) == [ids["panel"]]
-    app.sidebar.selectbox(key="kind").select("Any")
-    app.sidebar.selectbox(key="style").select("noir")
+    app.selectbox(key="kind").select("Any")
+    app.selectbox(key="style").select("noir")
     await run(app)
     # Variations and upscales keep their source's style.
     assert gallery_ids(app) == sorted([ids["lighthouse"], ids["variation"], ids["upscale"]], reverse=True)
 
+    # Thumbnails link to their image's page, keeping the gallery's filters for the way back.
+    links = dict(grid(app, "Gallery"))
+    assert links[ids["lighthouse"]] == f"?image={ids['lighthouse']}&style=noir"
+
     # The image page: every parameter, the /imagine line, lineage as clickable thumbnails, a download.
-    detail = page("gallery.py")
-    detail.query_params["image"] = str(ids["lighthouse"])
+    detail = follow(links[ids["lighthouse"]])
     await run(detail)
     assert not detail.exception, detail.exception
     assert detail.header[0].value == f"Image #{ids['lighthouse']}"
@@ -223,13 +251,20 @@ async def test_gallery_order_search_filters_and_image_page(studio: Studio) -> No
     assert "lighthouse at dusk" in values["Prompt"]
     line = detail.code[0].value
     assert line.startswith("/imagine prompt: ") and "--seed 11" in line and "--size 64x64" in line
-    lineage = {b.label for b in detail.button if (b.key or "").startswith(("variations-", "upscales-"))}
-    assert lineage == {f"#{ids['variation']}", f"#{ids['upscale']}"}
+    assert [i for i, _ in grid(detail, "Variations")] == [ids["variation"]]
+    assert [i for i, _ in grid(detail, "Upscales")] == [ids["upscale"]]
     assert len(detail.get("download_button")) == 1
-    next(b for b in detail.button if b.label == f"#{ids['upscale']}").click()
-    await run(detail)
-    assert detail.header[0].value == f"Image #{ids['upscale']}"
-    assert [b.label for b in detail.button if (b.key or "").startswith("parent-")] == [f"#{ids['lighthouse']}"]
+    upscale = follow(dict(grid(detail, "Upscales"))[ids["upscale"]])
+    await run(upscale)
+    assert upscale.header[0].value == f"Image #{ids['upscale']}"
+    assert [i for i, _ in grid(upscale, "Made from")] == [ids["lighthouse"]]
+    # "← Gallery" comes back to the gallery as it was left: filtered by the style.
+    next(b for b in upscale.button if b.label == "← Gallery").click()
+    await run(upscale)
+    assert not upscale.exception, upscale.exception
+    assert upscale.header[0].value == "Gallery"
+    assert gallery_ids(upscale) == sorted([ids["lighthouse"], ids["variation"], ids["upscale"]], reverse=True)
+    assert upscale.selectbox(key="style").value == "noir"
 
     for name in ("withheld", "deleted"):
         hidden = page("gallery.py")
@@ -318,3 +353,53 @@ async def test_password_gate_and_navigation(studio: Studio) -> None:
     await run(app)
     assert not app.exception, app.exception
     assert app.header[0].value == "Gallery" and gallery_ids(app)
+
+
+#: True once the gallery grid shows exactly these images (in this order), every picture decoded.
+GRID_SHOWS = """(ids) => {
+    const links = [...document.querySelectorAll('.panelbot-grid[aria-label="Gallery"] a')];
+    const shown = links.map((link) => Number(link.dataset.image));
+    const painted = links.every((link) => { const image = link.querySelector('img');
+        return image !== null && image.complete && image.naturalWidth > 0; });
+    return painted && JSON.stringify(shown) === JSON.stringify(ids);
+}"""
+
+
+async def test_gallery_in_a_browser_opens_an_image_and_comes_back(studio: Studio, tmp_path: Path) -> None:
+    """``streamlit run studio/app.py`` in Chromium: thumbnails paint, a click opens the image, filters narrow."""
+    from studio.launch import serve
+    from tests.e2e.browser import browser_page, screenshot
+
+    ids = studio.images
+    everything = sorted((i for name, i in ids.items() if name not in ("withheld", "deleted")), reverse=True)
+    server = serve(studio.config, log=tmp_path / "streamlit.log")
+    url = await asyncio.to_thread(server.__enter__)
+    try:
+        async with browser_page(1440, 900) as tab:
+            await tab.goto(url)
+            await tab.wait_for_function(GRID_SHOWS, arg=everything)
+            await screenshot(tab, "studio-gallery")
+            await tab.evaluate("window.sameSession = true")  # gone if a click loaded a new page
+            await tab.locator(f'.panelbot-grid a[data-image="{ids["lighthouse"]}"]').click()
+            await tab.get_by_role("heading", name=f"Image #{ids['lighthouse']}").wait_for()
+            assert tab.url.endswith(f"/?image={ids['lighthouse']}")
+            assert await tab.evaluate("window.sameSession === true")  # the click stayed in the session
+            await tab.locator(f'.panelbot-grid[aria-label="Upscales"] a[data-image="{ids["upscale"]}"]').click()
+            await tab.get_by_role("heading", name=f"Image #{ids['upscale']}").wait_for()
+            await tab.get_by_role("button", name="← Gallery").click()
+            await tab.wait_for_function(GRID_SHOWS, arg=everything)
+
+            await tab.get_by_role("button", name=re.compile("Filters")).click()
+            search = tab.get_by_label("Search prompts")
+            await search.fill("forest")
+            await search.press("Enter")
+            await tab.wait_for_function(GRID_SHOWS, arg=[ids["forest"]])
+            assert "search=forest" in tab.url  # the URL keeps the filter: Back and bookmarks come back to it
+            await tab.get_by_role("heading", name="Gallery").click()  # closes the popover
+            await tab.locator(f'.panelbot-grid a[data-image="{ids["forest"]}"]').click()
+            await tab.get_by_role("heading", name=f"Image #{ids['forest']}").wait_for()
+            await tab.go_back()
+            await tab.wait_for_function(GRID_SHOWS, arg=[ids["forest"]])
+            assert await tab.evaluate("window.sameSession === true")
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
