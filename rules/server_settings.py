@@ -307,6 +307,7 @@ def effective(config: ConfigDefaults, stored: Mapping[str, Any]) -> ServerSettin
     if kid_friendly:
         # Flagged images are withheld everywhere; the extra words are refused in prompts.
         safety = dataclasses.replace(safety, nsfw_action="withhold", age_restricted_action="withhold")
+        sources["nsfw_action"] = sources["age_restricted_action"] = "server"
     role_limits = {
         int(role): RoleLimit(limit.get("daily_images"), limit.get("cooldown_s"))
         for role, limit in dict(stored.get(ROLE_LIMITS_KEY, {})).items()
