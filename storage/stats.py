@@ -21,7 +21,9 @@ _FAILURE_KIND = (
     "CASE WHEN error IS NULL OR error = '' THEN 'unknown' "
     "WHEN instr(error, ':') > 0 THEN substr(error, 1, instr(error, ':') - 1) ELSE error END"
 )
-_LORA_NAME = "CASE WHEN json_type(lora.value) = 'object' THEN json_extract(lora.value, '$.name') ELSE lora.value END"
+_LORA_NAME = (
+    "CASE lora.type WHEN 'object' THEN json_extract(lora.value, '$.name') WHEN 'text' THEN lora.value END"
+)
 
 
 @dataclass(frozen=True)
