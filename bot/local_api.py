@@ -190,17 +190,18 @@ class LocalApi:
                 checked = bot.runner.validate(checked, origin.guild_id)
             except RequestError as error:
                 refused = str(error)
-        if refused is None:
-            async with bot.servers.member_turn(origin):
-                refused = await bot.servers.quota_refusal(origin, checked.count)
         if refused is not None:
             return web.json_response({"error": refused}, status=400)
-        record = await bot.storage.jobs.create(
-            NewJob(
-                kind=checked.kind, requester_id=user_id, guild_id=guild.id if guild is not None else None,
-                channel_id=channel_id, request_json=checked.to_json(),
+        async with bot.servers.member_turn(origin):  # counted and written together, as start_job does
+            refused = await bot.servers.quota_refusal(origin, checked.count)
+            if refused is not None:
+                return web.json_response({"error": refused}, status=400)
+            record = await bot.storage.jobs.create(
+                NewJob(
+                    kind=checked.kind, requester_id=user_id, guild_id=origin.guild_id,
+                    channel_id=channel_id, request_json=checked.to_json(),
+                )
             )
-        )
         outlet = WebOutlet(bot, channel_id=channel_id, requester_id=user_id)
         self._jobs[record.id] = _WebJob(outlet)
         while len(self._jobs) > REMEMBERED_JOBS:

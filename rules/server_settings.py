@@ -391,6 +391,10 @@ class Usage:
     last_request_at: float | None
 
 
+def _images(count: int) -> str:
+    return f"{count} image{'s' if count != 1 else ''}"
+
+
 def quota_refusal(limits: MemberLimits, usage: Usage, asking: int, now: float) -> str | None:
     """Why this job (``asking`` images) would pass the member's cooldown or daily quota, or None."""
     if limits.cooldown_s and usage.last_request_at is not None:
@@ -403,7 +407,7 @@ def quota_refusal(limits: MemberLimits, usage: Usage, asking: int, now: float) -
     if limits.daily_images:
         daily = limits.daily_images
         if asking > daily:
-            return f"You can make {daily} images a day here; ask for {daily} or fewer."
+            return f"You can make {_images(daily)} a day here; ask for {daily} or fewer."
         window = [(at, images) for at, images in usage.counted if at > now - DAY_S]
         used = sum(images for _, images in window)
         if used + asking > daily:
@@ -413,5 +417,5 @@ def quota_refusal(limits: MemberLimits, usage: Usage, asking: int, now: float) -
                 if freed >= to_free:
                     retry_at = at + DAY_S
                     break
-            return f"You can make {daily} images a day here; try again in {describe_duration(retry_at - now)}."
+            return f"You can make {_images(daily)} a day here; try again in {describe_duration(retry_at - now)}."
     return None

@@ -9,13 +9,17 @@ check is what is tested. A *gated* engine keeps jobs queued while a test needs t
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from bot.local_api import start_local_api
 from playground import DiscordEmulator, EmuInteraction, EmuMessage
 from playground.interactions import CommandUsageError
+from studio.bot_client import SECRET_HEADER
 from tests.e2e.test_trust_members import CHECKER, GatedEngine, answer_of, gated  # noqa: F401 - the fixture
 from tests.harness import RunningBot, next_result, results, rows, settings_for, start_bot
 
@@ -295,3 +299,48 @@ async def test_nsfw_policy_and_kid_friendly_per_server(
         assert len(results(emulator)) == 3
     finally:
         await bot.stop()
+
+
+async def test_the_studios_jobs_obey_the_servers_rules(
+    emulator: DiscordEmulator, engine: Any, tmp_path: Path
+) -> None:
+    studio = {"secret": "s3cret", "channel_id": emulator.channel_id, "user_id": 4242, "api_port": free_port()}
+    bot = await start_bot(emulator, engine, settings_for(emulator, tmp_path, studio=studio))
+    api = await start_local_api(bot.bot, bot.bot.settings.studio)
+    assert api is not None
+    db = tmp_path / "bot.sqlite3"
+
+    async def generate(prompt: str) -> tuple[int, dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{bot.bot.settings.studio.api_url}/api/imagine", json={"prompt": prompt, "count": 1, "steps": 3},
+            headers={SECRET_HEADER: "s3cret"},
+        ) as response:
+            return response.status, await response.json()
+
+    try:
+        boss = await admin(emulator)
+        art = await emulator.add_role("art-role")  # roles don't apply to the studio: it has none
+        await settings_command(emulator, "roles", boss, action="add", role=art)
+        await settings_command(emulator, "limits", boss, max_steps=2, daily_images=1)
+        status, body = await generate("a kite")
+        assert status == 400 and "`steps` must be between 1 and 2" in body["error"]
+        await settings_command(emulator, "limits", boss, max_steps=5)
+        status, body = await generate("a kite")
+        assert status == 200, body
+        status, body = await generate("a kite")
+        assert status == 400 and body["error"] == "You can make 1 image a day here; try again in 24 h."
+        await settings_command(emulator, "limits", boss, daily_images=0)
+        await settings_command(emulator, "nsfw", boss, kid_friendly=True)
+        status, body = await generate("a bloody kite")
+        assert status == 400 and "kid-friendly" in body["error"]
+        assert rows(db, "SELECT COUNT(*) FROM jobs WHERE requester_id = 4242") == [(1,)]
+        await emulator.wait_for(lambda: len(results(emulator)) == 1 or None, timeout=60)
+    finally:
+        await api.cleanup()
+        await bot.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
