@@ -11,6 +11,7 @@ next job at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
@@ -266,5 +267,8 @@ class Admin(commands.Cog):
     ) -> None:
         """Images and jobs per day, waits, busiest members, top styles and models, failures (Manage Server)."""
         guild_id = require_manage_server(interaction, "stats")
+        # A large archive takes a while to count: answer Discord within its 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         stats = await self.services.storage.stats.guild(guild_id, days=days)
-        await interaction.response.send_message(embed=stats_embed(stats), file=stats_chart(stats), ephemeral=True)
+        chart = await asyncio.to_thread(stats_chart, stats)
+        await interaction.followup.send(embed=stats_embed(stats), file=chart, ephemeral=True)
