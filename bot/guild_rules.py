@@ -61,6 +61,7 @@ class ServerRules:
             max_pending_per_member=settings.queue.max_pending_per_user,
             native_size=native_size,
             model=next(iter(known_models()), settings.model.id),
+            styles=frozenset(name.lower() for name in settings.styles),
         )
         self._stored: dict[int, dict[str, Any]] = {}
         self._cache: dict[int, ServerSettings] = {}

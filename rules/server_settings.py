@@ -90,6 +90,8 @@ class ConfigDefaults:
     native_size: int
     #: The model requests run on when the server names none.
     model: str
+    #: The style presets there are (a server's default style that is gone falls back to none).
+    styles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,12 @@ def parse_value(
             raise SettingError(f"{LABELS[key]} must be between 0 and {limits.max_guidance:g}; you gave {raw!r}.")
         return float(raw)
     if key == "default_size":
-        width, height = parse_size(raw) if isinstance(raw, str) else tuple(raw)
+        if isinstance(raw, str):
+            width, height = parse_size(raw)
+        elif isinstance(raw, list | tuple) and len(raw) == 2 and all(type(side) is int for side in raw):
+            width, height = raw
+        else:
+            raise SettingError(f"{LABELS[key]} must look like 512x768, not {raw!r}.")
         max_pixels = int(stored.get("max_pixels", limits.max_pixels))
         for side in (width, height):
             if side % 8 or not limits.min_size <= side <= limits.max_size:
@@ -297,6 +304,10 @@ def effective(config: ConfigDefaults, stored: Mapping[str, Any]) -> ServerSettin
     if default_size is not None and default_size[0] * default_size[1] > max_pixels:
         default_size = None
         sources["default_size"] = "config"
+    default_style = stored.get("default_style")
+    if default_style is not None and config.styles and default_style not in config.styles:
+        default_style = None  # removed from the config since: no default style
+        sources["default_style"] = "config"
     kid_friendly = bool(stored.get("kid_friendly", False))
     safety = config.safety
     safety = dataclasses.replace(
@@ -315,7 +326,7 @@ def effective(config: ConfigDefaults, stored: Mapping[str, Any]) -> ServerSettin
     return ServerSettings(
         limits=limits,
         default_size=default_size,
-        default_style=stored.get("default_style"),
+        default_style=default_style,
         default_model=str(stored.get("default_model", config.model)),
         max_pending_per_member=min(
             int(stored.get("max_pending_per_member", config.max_pending_per_member)), config.max_pending_per_member

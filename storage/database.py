@@ -170,7 +170,7 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (guild_id, key)
     ) WITHOUT ROWID;
     CREATE INDEX jobs_by_guild_member_time ON jobs (guild_id, requester_id, created_at);
-    CREATE INDEX jobs_by_guild_time ON jobs (guild_id, created_at);
+    CREATE INDEX jobs_by_guild_time ON jobs (guild_id, created_at, status);
     CREATE INDEX images_by_guild_time ON images (guild_id, created_at, requester_id);
     """,
 )

@@ -176,3 +176,16 @@ def test_daily_quota_counts_a_rolling_day_and_says_when_room_comes_back() -> Non
                                                (3600, "60 min"), (5400, "2 h"), (3 * 3600 - 1, "3 h")])
 def test_durations_round_up(seconds: float, text: str) -> None:
     assert describe_duration(seconds) == text
+
+
+def test_a_default_style_removed_from_the_config_falls_back_to_none() -> None:
+    config = dataclasses.replace(CONFIG, styles=frozenset({"comic"}))
+    assert effective(config, {"default_style": "comic"}).default_style == "comic"
+    gone = effective(config, {"default_style": "ink"})
+    assert gone.default_style is None and gone.sources["default_style"] == "config"
+
+
+@pytest.mark.parametrize("raw", [512, [512], ["512", "512"], None])
+def test_a_default_size_must_be_two_whole_numbers(raw: Any) -> None:
+    with pytest.raises(SettingError, match="look like 512x768"):
+        parse("default_size", raw)

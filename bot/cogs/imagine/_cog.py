@@ -145,6 +145,10 @@ class Imagine(commands.Cog):
                 options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
                 safety=settings.safety, **defaults,
             )
+            # The server's channel, role and kid-friendly rules, before any upload is downloaded.
+            refused = self.services.servers.access_refusal(JobOrigin.of(interaction), request.prompt)
+            if refused is not None:
+                raise RequestError("server", refused)
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
                 await interaction.response.defer(thinking=True)
