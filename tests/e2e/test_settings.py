@@ -286,17 +286,21 @@ async def test_nsfw_policy_and_kid_friendly_per_server(
         await imagine(emulator, kim, "a forbidden orchard", count=1)
         spoiled = await next_result(emulator, 1)
         assert [a.spoiler for a in spoiled.attachments] == [True]
+        # The age-restricted channel's own action: the config allows, this server says spoiler.
+        await settings_command(emulator, "nsfw", boss, age_restricted="spoiler")
+        await imagine(emulator, kim, "a forbidden orchard", channel_id=emulator.nsfw_channel_id, count=1)
+        assert [a.spoiler for a in (await next_result(emulator, 2)).attachments] == [True]
 
         await settings_command(emulator, "nsfw", boss, kid_friendly=True)
         refused = await imagine(emulator, kim, "a nude statue", count=1)
         assert refused.ephemeral and "kid-friendly" in refused.content and "`nude`" in refused.content
         # In the age-restricted channel the config allows flagged images; a kid-friendly server withholds them.
         await imagine(emulator, kim, "a forbidden orchard", channel_id=emulator.nsfw_channel_id, count=1)
-        assert (await next_result(emulator, 2)).attachments == []
+        assert (await next_result(emulator, 3)).attachments == []
         values = shown_settings(await settings_command(emulator, "show", boss))
         assert values["Kid-friendly"] == "**on** (server)"
         assert values["Flagged images (age-restricted channels)"] == "**withhold** (server)"
-        assert len(results(emulator)) == 3
+        assert len(results(emulator)) == 4
     finally:
         await bot.stop()
 
