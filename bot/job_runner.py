@@ -156,12 +156,15 @@ class JobRunner:
     ) -> int | None:
         """Start a job from a command, button or reaction: its id, or None if refused (the member is told why).
 
-        ``job`` is a request, validated, capacity-checked and recorded here, or a row the caller
-        recorded (and checked) itself, such as a comic panel's, written with its panel in one
-        transaction. The job is queued and announced: from an interaction, the response is its
-        status message (``headline`` and its place instead of the usual queued line); from a
-        reaction, the status comes later as a channel message. A job whose source image is gone
-        is marked failed; one whose status message can't be posted is cancelled again.
+        ``job`` is a request, checked against the server's own rules (``/settings``: its
+        channels, roles and kid-friendly words, its limits, the member's pending cap, cooldown and
+        daily quota, see :class:`bot.guild_rules.ServerRules`), validated, capacity-checked and
+        recorded here, or a row the caller recorded (and checked) itself, such as a comic panel's,
+        written with its panel in one transaction. The job is queued and announced: from an
+        interaction, the response is its status message (``headline`` and its place instead of the
+        usual queued line); from a reaction, the status comes later as a channel message. A job
+        whose source image is gone is marked failed; one whose status message can't be posted is
+        cancelled again.
         """
         reserved = False
         servers = self.servers
