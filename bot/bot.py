@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.discord_endpoints import use_endpoints
 from bot.errors import on_app_command_error
+from bot.guild_rules import ServerRules
 from bot.job_runner import JobRunner
 from bot.jobs import ModelInfo
 from bot.services import ConfigurableEngine, Services
@@ -23,7 +24,7 @@ from storage import Storage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic", "bot.cogs.admin")
 
 
 class ArtBot(commands.Bot):
@@ -52,21 +53,31 @@ class ArtBot(commands.Bot):
         self.storage = storage
         self.queue = queue
         self.model = model
+        #: Each server's own settings (``/settings``) over the config.
+        self.servers = ServerRules(
+            settings, storage, self, native_size=model.native_size, known_models=self.known_models
+        )
         self.runner = JobRunner(
             self, storage, queue, model, limits=settings.generation, safety=settings.safety,
-            progress_interval_s=settings.discord.progress_interval_s,
+            servers=self.servers, progress_interval_s=settings.discord.progress_interval_s,
         )
         #: What the cogs get from the bot.
         self.services = Services(
             settings=settings, storage=storage, queue=queue, runner=self.runner, model=model,
             engines=tuple(engine for engine in queue.engines if isinstance(engine, ConfigurableEngine)),
+            servers=self.servers, known_models=self.known_models,
         )
         use_endpoints(self, settings.discord.api_base, settings.discord.gateway_url)
         #: Running globally: clear guild commands left from a run with ``guild_ids``, once connected.
         self._clear_guild_commands = False
 
+    def known_models(self) -> tuple[str, ...]:
+        """The names of the models requests (and a server's default) may name: today the one loaded."""
+        return (self.model.model_name,)
+
     async def setup_hook(self) -> None:
-        """Load the cogs, sync the commands, start the GPU workers and re-queue unfinished jobs."""
+        """Load the servers' settings and the cogs, sync the commands, start the GPU workers, re-queue jobs."""
+        await self.servers.load()
         self.tree.error(on_app_command_error)
         self.add_dynamic_items(CancelJobButton)
         for extension in EXTENSIONS:

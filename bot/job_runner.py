@@ -26,6 +26,7 @@ from PIL import Image
 from bot import embeds
 from bot.discord_limits import CONTENT_MAX, DEFAULT_UPLOAD_LIMIT, UPLOAD_HEADROOM
 from bot.errors import reply_ephemeral
+from bot.guild_rules import ServerRules
 from bot.jobs import CancelOutcome, JobOrigin, ModelInfo
 from bot.outlets import NO_PINGS, ChannelOutlet, InteractionOutlet, JobOutlet, PostedRef, post_notice
 from bot.result_files import ResultUpload, encode_png_all, result_upload, withheld_note
@@ -97,6 +98,7 @@ class JobRunner:
         *,
         limits: GenerationLimits,
         safety: SafetyPolicy,
+        servers: ServerRules | None = None,
         progress_interval_s: float = 1.5,
     ) -> None:
         self.client = client
@@ -108,6 +110,8 @@ class JobRunner:
         self.limits = limits
         #: Blocked words and what to do with flagged images (``[safety]``).
         self.safety = safety
+        #: Each server's own settings over the config (``/settings``); None: the config's everywhere.
+        self.servers = servers
         self._tracked: dict[int, _Tracked] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -126,10 +130,20 @@ class JobRunner:
 
     # -- starting --------------------------------------------------------------------------------
 
-    def validate(self, request: GenerationRequest) -> GenerationRequest:
-        """Check a request against the configured limits and the model's token limit (:class:`RequestError`)."""
+    def limits_for(self, guild_id: int | None) -> GenerationLimits:
+        """The limits requests in this server are checked against: ``[generation]`` with its own over them."""
+        return self.servers.effective(guild_id).limits if self.servers is not None else self.limits
+
+    def safety_for(self, guild_id: int | None) -> SafetyPolicy:
+        """The safety policy of this server: ``[safety]`` with its own NSFW policy over it."""
+        return self.servers.effective(guild_id).safety if self.servers is not None else self.safety
+
+    def validate(self, request: GenerationRequest, guild_id: int | None = None) -> GenerationRequest:
+        """Check a request against the server's limits and the model's token limit (:class:`RequestError`)."""
         model = self.model
-        return validate(request, self.limits, count_tokens=model.count_tokens, max_tokens=model.max_tokens)
+        return validate(
+            request, self.limits_for(guild_id), count_tokens=model.count_tokens, max_tokens=model.max_tokens
+        )
 
     async def start_job(
         self,
@@ -142,26 +156,39 @@ class JobRunner:
     ) -> int | None:
         """Start a job from a command, button or reaction: its id, or None if refused (the member is told why).
 
-        ``job`` is a request, validated, capacity-checked and recorded here, or a row the caller
-        recorded (and checked) itself, such as a comic panel's, written with its panel in one
-        transaction. The job is queued and announced: from an interaction, the response is its
-        status message (``headline`` and its place instead of the usual queued line); from a
-        reaction, the status comes later as a channel message. A job whose source image is gone
-        is marked failed; one whose status message can't be posted is cancelled again.
+        ``job`` is a request, checked against the server's own rules (``/settings``: its
+        channels, roles and kid-friendly words, its limits, the member's pending cap, cooldown and
+        daily quota, see :class:`bot.guild_rules.ServerRules`), validated, capacity-checked and
+        recorded here, or a row the caller recorded (and checked) itself, such as a comic panel's,
+        written with its panel in one transaction. The job is queued and announced: from an
+        interaction, the response is its status message (``headline`` and its place instead of the
+        usual queued line); from a reaction, the status comes later as a channel message. A job
+        whose source image is gone is marked failed; one whose status message can't be posted is
+        cancelled again.
         """
         reserved = False
+        servers = self.servers
         if isinstance(job, GenerationRequest):
             try:
-                request = self.validate(job)
+                refused = servers.access_refusal(origin, job.prompt) if servers is not None else None
+                if refused is not None:
+                    await self.refuse(origin, refused)
+                    return None
+                request = self.validate(job, origin.guild_id)
                 # Take the member's slot before any await, so a burst cannot pass the caps.
-                self.queue.reserve(origin.user_id, origin.guild_id)
+                user_limit = servers.effective(origin.guild_id).max_pending_per_member if servers else None
+                self.queue.reserve(origin.user_id, origin.guild_id, user_limit=user_limit)
             except (RequestError, QueueFull) as error:
                 await self.refuse(origin, str(error))
                 return None
             reserved = True
         try:
             if isinstance(job, GenerationRequest):
-                record = await self.storage.jobs.create(origin.new_job(request, parent_image_id=parent_image_id))
+                record_or_refusal = await self._create_within_quota(origin, request, parent_image_id)
+                if isinstance(record_or_refusal, str):
+                    await self.refuse(origin, record_or_refusal)
+                    return None
+                record = record_or_refusal
             else:
                 record, request = job, GenerationRequest.from_json(job.request_json)
             outlet = self.outlet_for(record)
@@ -192,6 +219,22 @@ class JobRunner:
             )
             await self._announce(interaction, record, outlet, text)
         return record.id
+
+    async def _create_within_quota(
+        self, origin: JobOrigin, request: GenerationRequest, parent_image_id: int | None
+    ) -> JobRecord | str:
+        """Write the job row unless the member's cooldown or daily quota refuses it (then: why).
+
+        The count and the write happen under the member's turn, so a burst is counted one by one.
+        """
+        new_job = origin.new_job(request, parent_image_id=parent_image_id)
+        if self.servers is None:
+            return await self.storage.jobs.create(new_job)
+        async with self.servers.member_turn(origin):
+            refused = await self.servers.quota_refusal(origin, request.count)
+            if refused is not None:
+                return refused
+            return await self.storage.jobs.create(new_job)
 
     async def refuse(self, origin: JobOrigin, text: str) -> None:
         """Tell the member why nothing was queued: ephemerally, or a short notice for a reaction."""
@@ -467,7 +510,7 @@ class JobRunner:
 
     async def _show(self, tracked: _Tracked, text: str, *, preview: bytes | None = None, final: bool = False) -> None:
         await self._after_answers()
-        if preview is not None and not self._previews_unveiled(tracked.record.channel_id):
+        if preview is not None and not self._previews_unveiled(tracked.record.channel_id, tracked.record.guild_id):
             # The safety checker has not seen this image yet: show its colours and layout only.
             preview = await asyncio.to_thread(veil_preview, preview)
         tracked.last_text = text
@@ -563,8 +606,9 @@ class JobRunner:
             ]
         )
         age_restricted = self._age_restricted(record.channel_id)
+        safety = self.safety_for(record.guild_id)
         decisions = tuple(
-            self.safety.decide(bool(image.info.get(FLAGGED_INFO_KEY)), age_restricted) for image in images
+            safety.decide(bool(image.info.get(FLAGGED_INFO_KEY)), age_restricted) for image in images
         )
         if any(decision != "post" for decision in decisions):
             log.info("job %s: safety decisions %s", record.id, decisions)
@@ -591,13 +635,13 @@ class JobRunner:
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
 
-    def _previews_unveiled(self, channel_id: int) -> bool:
+    def _previews_unveiled(self, channel_id: int, guild_id: int | None) -> bool:
         """Sharp previews only where flagged images are posted as they are (age-restricted, ``allow``)."""
-        return self._age_restricted(channel_id) and self.safety.age_restricted_action == "allow"
+        return self._age_restricted(channel_id) and self.safety_for(guild_id).age_restricted_action == "allow"
 
-    def withholds(self, flagged: bool, channel_id: int) -> bool:
+    def withholds(self, flagged: bool, channel_id: int, guild_id: int | None = None) -> bool:
         """Whether an image flagged so is withheld in that channel (so nothing may be made from it there)."""
-        return self.safety.decide(flagged, self._age_restricted(channel_id)) == "withhold"
+        return self.safety_for(guild_id).decide(flagged, self._age_restricted(channel_id)) == "withhold"
 
     def _age_restricted(self, channel_id: int) -> bool:
         """Whether the channel is age-restricted (from the cache; unknown counts as not)."""

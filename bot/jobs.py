@@ -48,6 +48,8 @@ class JobOrigin:
     channel_id: int
     interaction: discord.Interaction | None = None
     reply_to_message_id: int | None = None
+    #: The member's roles in the server (None: not known, as for the studio's jobs; role rules don't apply).
+    role_ids: tuple[int, ...] | None = None
 
     @classmethod
     def of(cls, interaction: discord.Interaction) -> JobOrigin:
@@ -55,6 +57,7 @@ class JobOrigin:
         return cls(
             user_id=interaction.user.id, guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0, interaction=interaction,
+            role_ids=role_ids_of(interaction.user),
         )
 
     def new_job(self, request: GenerationRequest, *, parent_image_id: int | None = None) -> NewJob:
@@ -71,3 +74,10 @@ class JobOrigin:
             interaction_token=interaction.token if interaction else None,
             reply_to_message_id=self.reply_to_message_id,
         )
+
+
+def role_ids_of(user: object) -> tuple[int, ...] | None:
+    """A server member's role ids, @everyone included; None for a user outside a server."""
+    if not isinstance(user, discord.Member):
+        return None
+    return tuple(role.id for role in user.roles)

@@ -26,6 +26,7 @@ import discord
 from aiohttp import web
 
 from bot.cogs.imagine._build import ImagineOptions, build_request
+from bot.jobs import JobOrigin
 from bot.outlets import ChannelOutlet, PostedRef
 from generation.errors import QueueFull
 from rules.request import SEED_MAX, RequestError, validate
@@ -181,12 +182,26 @@ class LocalApi:
         channel_id = self.settings.channel_id
         channel = bot.get_channel(channel_id)
         guild = getattr(channel, "guild", None)
-        record = await bot.storage.jobs.create(
-            NewJob(
-                kind=checked.kind, requester_id=user_id, guild_id=guild.id if guild is not None else None,
-                channel_id=channel_id, request_json=checked.to_json(),
+        # The server's own rules (/settings) apply to the studio's jobs too; it has no roles to check.
+        origin = JobOrigin(user_id=user_id, guild_id=guild.id if guild is not None else None, channel_id=channel_id)
+        refused = bot.servers.access_refusal(origin, checked.prompt)
+        if refused is None:
+            try:
+                checked = bot.runner.validate(checked, origin.guild_id)
+            except RequestError as error:
+                refused = str(error)
+        if refused is not None:
+            return web.json_response({"error": refused}, status=400)
+        async with bot.servers.member_turn(origin):  # counted and written together, as start_job does
+            refused = await bot.servers.quota_refusal(origin, checked.count)
+            if refused is not None:
+                return web.json_response({"error": refused}, status=400)
+            record = await bot.storage.jobs.create(
+                NewJob(
+                    kind=checked.kind, requester_id=user_id, guild_id=origin.guild_id,
+                    channel_id=channel_id, request_json=checked.to_json(),
+                )
             )
-        )
         outlet = WebOutlet(bot, channel_id=channel_id, requester_id=user_id)
         self._jobs[record.id] = _WebJob(outlet)
         while len(self._jobs) > REMEMBERED_JOBS:

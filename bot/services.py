@@ -6,11 +6,12 @@ the bot for these by attribute name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.config import Settings
+from bot.guild_rules import ServerRules
 from bot.job_runner import JobRunner
 from bot.jobs import ModelInfo
 from generation.queue import JobQueue
@@ -36,6 +37,10 @@ class Services:
     model: ModelInfo
     #: Every engine the queue runs on that can be configured (one per device).
     engines: Sequence[ConfigurableEngine]
+    #: Each server's own settings (``/settings``) over the config, and the checks they make.
+    servers: ServerRules
+    #: The names of the models a request or a server's default may name.
+    known_models: Callable[[], Sequence[str]]
 
 
 @runtime_checkable

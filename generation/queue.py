@@ -251,15 +251,16 @@ class JobQueue:
         while not self._closing and (left := self._hold_until - time.monotonic()) > 0:
             self._cond.wait(left)
 
-    def check_capacity(self, user_id: int, guild_id: int | None = None) -> None:
+    def check_capacity(self, user_id: int, guild_id: int | None = None, *, user_limit: int | None = None) -> None:
         """Raise :class:`QueueFull` if this user, their server or everyone already has the most jobs allowed.
 
-        Slots reserved with :meth:`reserve` count as taken.
+        Slots reserved with :meth:`reserve` count as taken. ``user_limit``: a server's own, lower
+        per-member cap (``/settings``), applied instead of ``max_pending_per_user`` when lower.
         """
         with self._cond:
-            self._check_capacity_locked(user_id, guild_id)
+            self._check_capacity_locked(user_id, guild_id, user_limit)
 
-    def reserve(self, user_id: int, guild_id: int | None = None) -> None:
+    def reserve(self, user_id: int, guild_id: int | None = None, *, user_limit: int | None = None) -> None:
         """Check the caps and take a slot at once, before any await (:class:`QueueFull` if none is left).
 
         A burst of commands from one member is checked one at a time against the slots already
@@ -267,7 +268,7 @@ class JobQueue:
         the slot back with :meth:`unreserve` once the job is submitted or refused.
         """
         with self._cond:
-            self._check_capacity_locked(user_id, guild_id)
+            self._check_capacity_locked(user_id, guild_id, user_limit)
             self._reserved[(user_id, guild_id)] += 1
 
     def unreserve(self, user_id: int, guild_id: int | None = None) -> None:
@@ -279,18 +280,22 @@ class JobQueue:
             if self._reserved[key] <= 0:
                 del self._reserved[key]
 
-    def _check_capacity_locked(self, user_id: int, guild_id: int | None) -> None:
+    def _check_capacity_locked(self, user_id: int, guild_id: int | None, user_limit: int | None = None) -> None:
         jobs = [job for pending in self._pending.values() for job in pending] + list(self._running.values())
         mine = sum(1 for job in jobs if job.user_id == user_id) + sum(
             count for (user, _), count in self._reserved.items() if user == user_id
         )
         total = len(jobs) + sum(self._reserved.values())
-        if mine >= self.max_pending_per_user:
+        limit = self.max_pending_per_user
+        if user_limit is not None and user_limit < limit:
+            limit = user_limit
+        if mine >= limit:
+            whose = "the limit" if limit == self.max_pending_per_user else "this server's limit"
             raise QueueFull(
                 f"You already have {mine} job{'s' if mine != 1 else ''} queued "
-                f"(the limit is {self.max_pending_per_user}); wait for one to finish.",
+                f"({whose} is {limit}); wait for one to finish.",
                 pending_for_user=mine,
-                limit=self.max_pending_per_user,
+                limit=limit,
             )
         if self.max_pending_per_guild and guild_id is not None:
             ours = sum(1 for job in jobs if job.guild_id == guild_id) + sum(

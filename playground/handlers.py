@@ -400,6 +400,8 @@ class Handlers:
             "application_id": str(world.application_id),
             "version": str(world.snowflake()),
         }
+        if command["default_member_permissions"] is not None:  # Discord answers with a string of bits
+            command["default_member_permissions"] = str(int(command["default_member_permissions"]))
         if guild_id is not None:
             command["guild_id"] = str(guild_id)
         else:

@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from .faults import Faults
 from .gateway import (
     INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGE_REACTIONS,
+    INTENT_GUILDS,
     PRIVILEGED_INTENTS,
     Gateway,
 )
@@ -40,7 +41,7 @@ from .ratelimit import RateLimits
 from .records import EmuInteraction, EmuMessage, RestRequest
 from .rest import API_PREFIX, RestApi, json_response
 from .spec import SPEC_ENV_VAR, load_spec
-from .state import World, emoji_json
+from .state import MANAGE_GUILD, World, emoji_json
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +226,13 @@ class DiscordEmulator:
 
     # -- people ----------------------------------------------------------------------------------
 
-    def add_member(self, username: str, *, moderator: bool = False) -> int:
+    def add_member(self, username: str, *, moderator: bool = False, role_ids: Sequence[int] = ()) -> int:
         """A new guild member (moderators get Manage Messages through a role); returns the user id.
 
-        Members added before the bot connects are in GUILD_CREATE; later ones arrive as GUILD_MEMBER_ADD.
+        ``role_ids``: more roles of the main guild (see :meth:`add_role`). Members added before the
+        bot connects are in GUILD_CREATE; later ones arrive as GUILD_MEMBER_ADD.
         """
-        user = self.world.add_user(username, moderator=moderator)
+        user = self.world.add_user(username, moderator=moderator, role_ids=list(role_ids))
         if self.gateway.session is not None:
             data = {**self.world.member_json(user.id), "guild_id": str(self.guild_id)}
             task = asyncio.get_running_loop().create_task(
@@ -238,6 +240,18 @@ class DiscordEmulator:
             )
             task.add_done_callback(lambda t: t.exception())
         return user.id
+
+    async def add_role(self, name: str, *, manage_server: bool = False, permissions: int = 0) -> int:
+        """A new role of the main guild (``manage_server``: it grants Manage Server); returns its id.
+
+        Once the bot is connected it learns of the role from GUILD_ROLE_CREATE, as from Discord.
+        """
+        role = self.world.add_role(name, permissions | (MANAGE_GUILD if manage_server else 0))
+        if self.gateway.session is not None:
+            await self.dispatch(
+                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role.to_json()}, intent=INTENT_GUILDS
+            )
+        return role.id
 
     def add_guild(self, name: str) -> tuple[int, int]:
         """Another guild the bot is in (before it connects), with a #general: returns (guild id, channel id).
@@ -377,10 +391,16 @@ class DiscordEmulator:
         ack_timeout: float | None = 5.0,
         check_values: bool = True,
         dm: bool = False,
+        permitted_by_server: bool = False,
     ) -> EmuInteraction:
         """A user runs ``/name`` with ``options``; typed from the command the bot registered.
 
         ``dm``: from a direct message with the bot (no guild, no member; ``channel_id`` is the DM's).
+
+        A command whose ``default_member_permissions`` the member lacks is hidden from them by
+        Discord's client: sending it raises :class:`CommandUsageError`, unless
+        ``permitted_by_server`` (the server's integration settings granted it to them anyway, so
+        the bot's own check is what stands).
 
         Values must fit the registered types, choices and min/max like Discord's client enforces;
         ``check_values=False`` sends them anyway (to test the bot's own checks).
@@ -393,6 +413,12 @@ class DiscordEmulator:
         self._require_user(user_id)
         channel = self.channel_id if channel_id is None else channel_id
         command = self._find_command(name, channel)
+        required = command.get("default_member_permissions")
+        if required is not None and not dm and not permitted_by_server and self.world.lacks(user_id, int(required)):
+            raise CommandUsageError(
+                f"/{name} needs permissions {required} (default_member_permissions): Discord's client hides it "
+                f"from {self.world.users[user_id].username}"
+            )
         data, _ = build_command_data(
             self.world,
             command,

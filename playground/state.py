@@ -19,6 +19,7 @@ from .records import EmuAttachment, EmuMessage
 DISCORD_EPOCH_MS = 1420070400000
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -263,10 +264,22 @@ class World:
         self.channels[thread_id] = Channel(thread_id, name, 0, type=PUBLIC_THREAD, parent_id=parent_id)
         return thread_id
 
-    def add_user(self, username: str, *, moderator: bool = False) -> User:
-        user = User(self.snowflake(), username, role_ids=[self.moderator_role_id] if moderator else [])
+    def add_user(self, username: str, *, moderator: bool = False, role_ids: list[int] | None = None) -> User:
+        roles = ([self.moderator_role_id] if moderator else []) + list(role_ids or [])
+        user = User(self.snowflake(), username, role_ids=roles)
         self.users[user.id] = user
         return user
+
+    def add_role(self, name: str, permissions: int = 0) -> Role:
+        """A role of the main guild, above the others (it adds ``permissions`` to @everyone's)."""
+        position = max(role.position for role in self.roles.values() if role.guild_id is None) + 1
+        role = Role(self.snowflake(), name, permissions, position)
+        self.roles[role.id] = role
+        return role
+
+    def lacks(self, user_id: int, permissions: int) -> bool:
+        """Whether a member lacks any of these permission bits in the main guild."""
+        return self.permissions(user_id) & permissions != permissions
 
     def new_attachment(
         self, channel_id: int, filename: str, data: bytes, description: str | None = None

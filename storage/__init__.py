@@ -15,9 +15,11 @@ import aiosqlite
 from storage.comics import ComicRepository
 from storage.database import connect
 from storage.errors import NotFound
+from storage.guild_settings import GuildSettingsRepository
 from storage.images import ImageRepository, ImageStore
 from storage.jobs import JobRepository
 from storage.messages import MessageRepository
+from storage.stats import StatsRepository
 
 __all__ = ["NotFound", "Storage"]
 
@@ -32,6 +34,8 @@ class Storage:
     images: ImageRepository
     messages: MessageRepository
     comics: ComicRepository
+    guild_settings: GuildSettingsRepository
+    stats: StatsRepository
 
     @classmethod
     async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
@@ -45,6 +49,8 @@ class Storage:
             images=ImageRepository(db),
             messages=MessageRepository(db),
             comics=ComicRepository(db),
+            guild_settings=GuildSettingsRepository(db),
+            stats=StatsRepository(db),
         )
 
     async def close(self) -> None:

@@ -157,8 +157,24 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE images ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX images_by_requester_guild ON images (requester_id, guild_id, id);
     """,
-    # 5 here; migration 7 of issue 12 once merged after the character tables' 5 and 6: how strongly
-    # a character's reference pictures shape its panels through IP-Adapter (NULL: the default).
+    # 5: per-server settings (/settings), one row per key, replacing the never-used guild_settings
+    # table; indexes for the cooldown and daily quota (a member's jobs in a server by time) and /stats.
+    """
+    DROP TABLE IF EXISTS guild_settings;
+    CREATE TABLE server_settings (
+        guild_id    INTEGER NOT NULL,
+        key         TEXT    NOT NULL,
+        value_json  TEXT    NOT NULL,
+        updated_by  INTEGER,
+        updated_at  REAL    NOT NULL,
+        PRIMARY KEY (guild_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_by_guild_member_time ON jobs (guild_id, requester_id, created_at);
+    CREATE INDEX jobs_by_guild_time ON jobs (guild_id, created_at, status);
+    CREATE INDEX images_by_guild_time ON images (guild_id, created_at, requester_id);
+    """,
+    # 7: how strongly a character's reference pictures shape its panels through IP-Adapter
+    # (NULL: the default).
     """
     ALTER TABLE comic_characters ADD COLUMN ip_adapter_scale REAL;
     """,

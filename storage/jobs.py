@@ -154,6 +154,27 @@ class JobRepository:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def usage(
+        self, requester_id: int, guild_id: int | None, since: float
+    ) -> tuple[list[tuple[float, int]], float | None]:
+        """A member's jobs in one server (None: in DMs) for the cooldown and the daily quota.
+
+        Returns ``(created_at, images asked for)`` of the jobs since ``since`` that are not failed
+        or cancelled, oldest first, and when the member's latest job there (any outcome) was asked for.
+        """
+        async with self._db.execute(
+            "SELECT created_at, COALESCE(json_extract(request_json, '$.count'), 1) FROM jobs "
+            "WHERE guild_id IS ? AND requester_id = ? AND created_at >= ? AND status NOT IN ('failed', 'cancelled') "
+            "ORDER BY created_at",
+            (guild_id, requester_id, since),
+        ) as cursor:
+            counted = [(float(row[0]), int(row[1])) async for row in cursor]
+        async with self._db.execute(
+            "SELECT MAX(created_at) FROM jobs WHERE guild_id IS ? AND requester_id = ?", (guild_id, requester_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return counted, (float(row[0]) if row and row[0] is not None else None)
+
     async def mark_running(self, job_id: int) -> None:
         """The worker picked the job up."""
         await self._update(

@@ -26,13 +26,15 @@ async def test_failing_commit_leaves_no_transaction_open(tmp_path: Path) -> None
                     "VALUES (1, 1, 999, 'status', 0)"
                 )
         assert not db.in_transaction
-        await write(db, "INSERT INTO guild_settings (guild_id) VALUES (5)")
+        await write(
+            db, "INSERT INTO server_settings (guild_id, key, value_json, updated_at) VALUES (5, 'k', '1', 0)"
+        )
         assert not db.in_transaction
     finally:
         await storage.close()
     con = sqlite3.connect(tmp_path / "bot.sqlite3")
     try:
-        assert con.execute("SELECT guild_id FROM guild_settings").fetchall() == [(5,)]
+        assert con.execute("SELECT guild_id FROM server_settings").fetchall() == [(5,)]
         assert con.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
     finally:
         con.close()

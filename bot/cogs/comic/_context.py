@@ -116,12 +116,12 @@ class ComicContext:
             if blocked is not None:
                 raise UserFacingError(f"That contains a word this server doesn't allow (`{blocked}`).")
 
-    def validate(self, request: GenerationRequest) -> GenerationRequest:
+    def validate(self, request: GenerationRequest, guild_id: int | None = None) -> GenerationRequest:
         """A panel's request checked against the blocked words and the limits (a long prompt is explained:
         style and characters count). The prompt checked is the one drawn: characters' descriptions woven in."""
         self.check_words(request.prompt)
         try:
-            return self.services.runner.validate(request)
+            return self.services.runner.validate(request, guild_id)
         except RequestError as error:
             if error.field == "prompt":
                 raise UserFacingError(
@@ -150,12 +150,20 @@ class ComicContext:
         return size_for_aspect(width / height, native=self.services.model.native_size,
                                limits=self.services.settings.generation)
 
-    def check_capacity(self, interaction: discord.Interaction) -> None:
-        """Refuse a panel job the queue would not take from this member (or their server) now."""
+    async def check_capacity(self, interaction: discord.Interaction, prompt: str | None = None) -> None:
+        """Refuse a panel job the queue would not take from this member (or their server) now, or that
+        the server's own rules refuse (``/settings``: channels, roles, kid-friendly, cooldown, daily quota)."""
+        servers = self.services.servers
         try:
-            self.services.queue.check_capacity(interaction.user.id, interaction.guild_id)
+            self.services.queue.check_capacity(
+                interaction.user.id, interaction.guild_id,
+                user_limit=servers.effective(interaction.guild_id).max_pending_per_member,
+            )
         except QueueFull as error:
             raise UserFacingError(str(error)) from None
+        refused = await servers.refusal(JobOrigin.of(interaction), prompt, images=1)
+        if refused is not None:
+            raise UserFacingError(refused)
 
     async def characters(self, comic: ComicRecord) -> dict[str, str]:
         """The comic's characters: name to description."""

@@ -62,12 +62,12 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
             prompt,
             characters={name: record.description for name, record in records.items()},
             style=context.style(comic),
-            limits=context.services.settings.generation,
+            limits=context.services.runner.limits_for(interaction.guild_id),
             size=context.services.model.native_size,
             init_image=init,
             strength=context.settings.continue_strength,
-        ), routes))
-        context.check_capacity(interaction)
+        ), routes), interaction.guild_id)
+        await context.check_capacity(interaction, request.prompt)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
@@ -117,7 +117,9 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
                 "`continue_from_previous` off."
             )
         # A large previous panel (an upscale added with 📖) is drawn from at a size the limits allow.
-        width, height = fit_source(image.width, image.height, self.context.services.settings.generation)
+        width, height = fit_source(
+            image.width, image.height, self.context.services.runner.limits_for(comic.guild_id)
+        )
         return (image.path, width, height)
 
     @app_commands.command(name="edit")
@@ -178,10 +180,11 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         """How an edited prompt redraws its panel: the same seed and take, the new prompt."""
         context = self.context
         characters = await context.characters(comic)
-        context.check_capacity(interaction)
         fresh = panel_request(new_prompt, characters=characters, style=context.style(comic),
-                              limits=context.services.settings.generation, size=context.services.model.native_size)
-        context.validate(fresh)
+                              limits=context.services.runner.limits_for(interaction.guild_id),
+                              size=context.services.model.native_size)
+        context.validate(fresh, interaction.guild_id)
+        await context.check_capacity(interaction, fresh.prompt)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
@@ -201,7 +204,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         context = self.context
         comic = await context.editable(interaction, "redo panels of")
         await context.panel(comic, panel)
-        context.check_capacity(interaction)
+        await context.check_capacity(interaction)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:

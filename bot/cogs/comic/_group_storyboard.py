@@ -147,8 +147,8 @@ class StoryboardCommands(app_commands.Group, name="comic", description="Make com
                 f"{comic_title(comic)} has {count} panels and the limit is {limit}; "
                 f"{len(panels)} more do not fit. Remove some, draw fewer, or start a new comic."
             )
-        request = context.validate(self._request(comic, records, panels, count))
-        context.check_capacity(interaction)
+        request = context.validate(self._request(comic, records, panels, count), interaction.guild_id)
+        await context.check_capacity(interaction, request.prompt)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: Sequence[PanelRecord]) -> BoardPlan:

@@ -106,7 +106,7 @@ async def redraw_to_fit(context: ComicContext, interaction: discord.Interaction,
     if panel.job_id is None:
         raise UserFacingError("That panel was added from an existing picture; it has no drawing to redo.")
     count = await comics.panel_count(comic.id)
-    context.check_capacity(interaction)
+    await context.check_capacity(interaction)
     origin = JobOrigin.of(interaction)
 
     def plan(stored: PanelRecord) -> PanelPlan:

@@ -59,7 +59,7 @@ class ResultActions:
         except NotFound:
             await self.services.runner.refuse(origin, "That image is no longer in the database.")
             return None
-        if self.services.runner.withholds(image.flagged, origin.channel_id):
+        if self.services.runner.withholds(image.flagged, origin.channel_id, origin.guild_id):
             await self.services.runner.refuse(origin, WITHHELD_TEXT)
             return None
         return image
@@ -97,7 +97,7 @@ class ResultActions:
         image = await self._image(origin, image_id)
         if image is None:
             return None
-        limits = self.services.settings.generation
+        limits = self.services.runner.limits_for(origin.guild_id)
         amount = limits.variation_subtle_strength if strength == "subtle" else limits.variation_strong_strength
         source = GenerationRequest.from_json(image.params_json)
         width, height = fit_source(image.width, image.height, limits)  # an upscale is larger than max_pixels

@@ -9,7 +9,10 @@ Plain code, no Discord: the order of precedence is easy to read here and to test
    steps and guidance replace the configured defaults, never a value the member gave.
 4. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
    native pixel count, sides multiples of 64), else the uploaded image's shape at about that
-   pixel count, else the native square.
+   pixel count, else the server's default size (``/settings``), else the native square.
+
+A server's defaults (``/settings``) arrive as ``limits`` (its default steps, guidance and count),
+``default_size`` and ``default_style`` (used when the member names no style).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def build_request(
     styles: Mapping[str, StylePreset],
     safety: SafetyPolicy,
     source_size: tuple[int, int] | None = None,
+    default_size: tuple[int, int] | None = None,
+    default_style: str | None = None,
 ) -> GenerationRequest:
     """The txt2img request the options and flags describe (the caller adds a source image).
 
@@ -61,7 +66,7 @@ def build_request(
     """
     parsed = parse_prompt(options.prompt, styles=styles.keys())
     merged = merge_options(parsed, options.explicit())
-    style_name = merged.get("style")
+    style_name = merged.get("style") or default_style
     preset: StylePreset | None = None
     if style_name is not None:
         preset = styles.get(str(style_name).lower())
@@ -79,7 +84,7 @@ def build_request(
     guidance = merged.get("guidance")
     if guidance is None:
         guidance = preset.guidance if preset is not None and preset.guidance is not None else limits.default_guidance
-    width, height = _size(merged, limits=limits, native=native, source_size=source_size)
+    width, height = _size(merged, limits=limits, native=native, source_size=source_size, default_size=default_size)
     seed = merged.get("seed")
     count = merged.get("count")
     return GenerationRequest(
@@ -97,7 +102,12 @@ def build_request(
 
 
 def _size(
-    merged: Mapping[str, Any], *, limits: GenerationLimits, native: int, source_size: tuple[int, int] | None
+    merged: Mapping[str, Any],
+    *,
+    limits: GenerationLimits,
+    native: int,
+    source_size: tuple[int, int] | None,
+    default_size: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
     width, height = merged.get("width"), merged.get("height")
     if "aspect_ratio" in merged:
@@ -111,4 +121,6 @@ def _size(
         scale = max(scale, limits.min_size / min(source_size))
         scaled = (max(1, round(source_size[0] * scale)), max(1, round(source_size[1] * scale)))
         return fit_size(*scaled, max_pixels=max(area, scaled[0] * scaled[1]))
+    if width is None and height is None and default_size is not None:
+        return default_size
     return (native if width is None else int(width), native if height is None else int(height))

@@ -26,7 +26,7 @@ from bot.cogs.imagine._build import ImagineOptions, build_request
 from bot.cogs.imagine._uploads import SourceImages, discard, read_sources, store_sources
 from bot.discord_limits import CONTENT_MAX
 from bot.errors import UserFacingError, reply_ephemeral
-from bot.jobs import JobOrigin
+from bot.jobs import JobOrigin, role_ids_of
 from bot.outlets import NO_PINGS
 from bot.services import Services
 from generation.errors import QueueFull
@@ -131,7 +131,9 @@ class Imagine(commands.Cog):
         strength: float | None,
     ) -> None:
         settings = self.services.settings
-        limits = settings.generation
+        server = self.services.servers.effective(interaction.guild_id)
+        limits = server.limits
+        defaults: dict[str, Any] = {"default_size": server.default_size, "default_style": server.default_style}
         stored: SourceImages | None = None
         try:
             if image is None and (mask is not None or strength is not None):
@@ -141,15 +143,19 @@ class Imagine(commands.Cog):
             # Check the prompt (flags, style, blocked words) before downloading anything.
             request = build_request(
                 options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                safety=settings.safety,
+                safety=settings.safety, **defaults,
             )
+            # The server's channel, role and kid-friendly rules, before any upload is downloaded.
+            refused = self.services.servers.access_refusal(JobOrigin.of(interaction), request.prompt)
+            if refused is not None:
+                raise RequestError("server", refused)
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
                 await interaction.response.defer(thinking=True)
                 decoded = await read_sources(image, mask, limits=limits)
                 request = build_request(
                     options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                    safety=settings.safety, source_size=decoded.size,
+                    safety=settings.safety, source_size=decoded.size, **defaults,
                 ).replace(
                     seed=request.seed,
                     kind="inpaint" if decoded.mask is not None else "img2img",
@@ -158,8 +164,10 @@ class Imagine(commands.Cog):
                     strength=limits.default_strength if strength is None else strength,
                 )
                 # Refuse before storing anything: a refused request leaves no file behind.
-                self.services.runner.validate(request)
-                self.services.queue.check_capacity(interaction.user.id, interaction.guild_id)
+                self.services.runner.validate(request, interaction.guild_id)
+                self.services.queue.check_capacity(
+                    interaction.user.id, interaction.guild_id, user_limit=server.max_pending_per_member
+                )
                 stored = await store_sources(decoded, self.services.storage.files)
                 request = request.replace(init_image=stored.image_path, mask_image=stored.mask_path)
         except (RequestError, QueueFull) as error:
@@ -254,7 +262,7 @@ class Imagine(commands.Cog):
             return
         origin = JobOrigin(
             user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id,
-            reply_to_message_id=payload.message_id,
+            reply_to_message_id=payload.message_id, role_ids=role_ids_of(payload.member),
         )
         if emoji == emojis.REROLL:
             await self.actions.reroll(origin, posted.job_id)
