@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import discord
+from discord.utils import escape_markdown
 
 from bot.discord_limits import CONTENT_MAX, EMBED_DESCRIPTION_MAX, EMBED_FIELD_MAX, EMBED_TITLE_MAX
 from bot.emojis import NUMBERS, REROLL, RESULT_REACTIONS, UPSCALE, VARY
 from generation.queue import Progress
+from rules.characters import CHARACTERS_KEY
 from rules.prompt_flags import reproduce_line
 from rules.request import GenerationRequest
 
@@ -127,6 +129,10 @@ def result_embed(
     embed.add_field(name="Model", value=shorten(model_name, EMBED_FIELD_MAX))
     if request.strength is not None:
         embed.add_field(name="Strength", value=f"{request.strength:g}")
+    routes = request.extra.get(CHARACTERS_KEY) or []
+    if routes:
+        drawn = ", ".join(f"{name} — {route}" for name, route in routes)
+        embed.add_field(name="Characters", value=shorten(escape_markdown(drawn), EMBED_FIELD_MAX), inline=False)
     if request.negative_prompt:
         negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
         embed.add_field(name="Negative", value=negative, inline=False)

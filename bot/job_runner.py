@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+from discord.utils import escape_markdown
 from PIL import Image
 
 from bot import embeds
@@ -36,6 +37,7 @@ from generation.errors import FailureForMember, JobCancelled, JobInterrupted, Jo
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
+from rules.training import TRAIN_KIND, TRAINING_KEY, TrainingSpec
 from storage import Storage
 from storage.images import NewImage
 from storage.jobs import JobRecord
@@ -250,6 +252,10 @@ class JobRunner:
             on_progress=lambda progress: self._progress(tracked, progress),
             on_requeue=lambda job: self._requeued(tracked, job),
         )
+        if record.kind == TRAIN_KIND:
+            # Training runs in slices on the same queue (generation.training); it is never batched.
+            job.work = TRAIN_KIND
+            job.cost_steps = TrainingSpec.from_dict(request.extra[TRAINING_KEY]).slice_steps
         future = self.queue.submit(job, check_caps=check_caps)
         self._tracked[record.id] = tracked
         follower = asyncio.create_task(self._follow(tracked, future), name=f"job-{record.id}")
@@ -352,6 +358,13 @@ class JobRunner:
             if tracked.record.requester_id == user_id and not tracked.finished
         ]
 
+    def count_active(self, kind: str, guild_id: int | None) -> int:
+        """How many unfinished jobs of this kind (``train``, say) a server has."""
+        return sum(
+            1 for tracked in self._tracked.values()
+            if tracked.record.kind == kind and tracked.record.guild_id == guild_id and not tracked.finished
+        )
+
     async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
         """Record a job's status message, so a ❌ on it (or its Cancel button) still works after a restart."""
         tracked = self._tracked.get(job_id)
@@ -403,7 +416,10 @@ class JobRunner:
         if tracked.edit_task is not None and not tracked.edit_task.done():
             return
         tracked.last_edit = now
-        text = embeds.progress_text(tracked.request, progress)
+        if progress.text:  # work such as training says what it is doing
+            text = embeds.shorten(f"🧠 {escape_markdown(progress.text)}", CONTENT_MAX)
+        else:
+            text = embeds.progress_text(tracked.request, progress)
         preview, tracked.preview = tracked.preview, None
         tracked.edit_task = asyncio.create_task(self._show(tracked, text, preview=preview))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.characters import CharacterRepository
 from storage.comics import ComicRepository
 from storage.database import connect
 from storage.errors import NotFound
@@ -32,6 +33,7 @@ class Storage:
     images: ImageRepository
     messages: MessageRepository
     comics: ComicRepository
+    characters: CharacterRepository
 
     @classmethod
     async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
@@ -45,6 +47,7 @@ class Storage:
             images=ImageRepository(db),
             messages=MessageRepository(db),
             comics=ComicRepository(db),
+            characters=CharacterRepository(db),
         )
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from discord.utils import escape_markdown
 
 from bot import embeds
 from bot.add_to_comic import comic_title
+from bot.character_looks import trained_looks
 from bot.cogs.comic import _pages
 from bot.config import ComicSettings
 from bot.errors import UserFacingError
@@ -24,6 +25,7 @@ from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.comic_lettering import TextDoesNotFit
 from generation.errors import QueueFull
+from rules.characters import TrainedLook
 from rules.request import GenerationRequest, RequestError
 from rules.styles import StylePreset
 from storage.comics import ComicRecord, ComicStorageError, PanelRecord
@@ -148,6 +150,10 @@ class ComicContext:
     async def characters(self, comic: ComicRecord) -> dict[str, str]:
         """The comic's characters: name to description."""
         return {c.name: c.description for c in await self.storage.comics.characters(comic.id)}
+
+    async def trained(self, comic: ComicRecord) -> dict[str, TrainedLook]:
+        """The comic's characters with a trained LoRA: name to how a panel naming them applies it."""
+        return await trained_looks(self.storage, comic.id)
 
     def stop_drawing(self, panel: PanelRecord) -> None:
         """Cancel the panel's job if it is still queued or running (its result would be unused)."""
