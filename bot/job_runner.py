@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -513,6 +514,9 @@ class JobRunner:
             return
         except JobCancelled:
             await self.storage.jobs.finish(record.id, "cancelled")
+            if record.kind == TRAIN_KIND:  # cancelled between slices: its checkpoint is of no more use
+                folder = TrainingSpec.from_dict(tracked.request.extra[TRAINING_KEY]).checkpoint_dir
+                await asyncio.to_thread(shutil.rmtree, folder, True)
             await self._final_status(tracked, f"❌ Cancelled: **{embeds.quote_prompt(tracked.request.prompt, 200)}**")
             return
         except JobTimedOut:

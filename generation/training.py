@@ -114,12 +114,13 @@ def _write_checkpoint(folder: Path, state: dict[str, Any]) -> None:
     os.replace(partial, folder / CHECKPOINT_FILE)
 
 
-def read_checkpoint_step(checkpoint_dir: str | Path) -> int:
-    """The step a checkpoint holds (0: none)."""
+def read_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any] | None:
+    """A checkpoint's step, losses and the steps each slice started from (None: no checkpoint)."""
     path = Path(checkpoint_dir) / CHECKPOINT_FILE
     if not path.exists():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    return {"step": int(saved["step"]), "losses": list(saved["losses"]), "starts": list(saved.get("starts", []))}
 
 
 def train_character_lora(
@@ -174,6 +175,8 @@ def train_character_lora(
         saved = torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     step = int(saved["step"]) if saved else 0
     losses: list[float] = list(saved["losses"]) if saved else []
+    #: The step each call (slice) started from: a resumed job's list goes on, a restarted one's starts over.
+    starts: list[int] = [*(saved.get("starts", []) if saved else []), step]
     generator = torch.Generator().manual_seed(seed)
     if saved:
         generator.set_state(saved["rng"])
@@ -235,6 +238,7 @@ def train_character_lora(
         return {
             "step": step,
             "losses": losses,
+            "starts": starts,
             "rng": generator.get_state(),
             "lora": {name: parameter.detach().to("cpu", torch.float32).clone() for name, parameter in named},
             "optimizer": optimizer.state_dict(),

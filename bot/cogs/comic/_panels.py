@@ -8,8 +8,7 @@ Plain functions, no Discord and no database, so the rules are easy to read and t
   thing that picks a new one.
 * **Characters.** (:mod:`rules.characters`) The first time a panel's prompt names a character
   (whole word, any case), that character's description is put in brackets right after the name,
-  so the character is drawn
-  the same way from panel to panel: ``"Mira opens the door"`` becomes
+  so the character is drawn the same way from panel to panel: ``"Mira opens the door"`` becomes
   ``"Mira (a red-haired girl in a yellow raincoat) opens the door"``. A trained character's
   trigger words lead its description and its LoRA is applied at its weight.
 * **Styles.** The comic's style preset wraps the prompt (``prefix, prompt, suffix``), adds its
