@@ -103,7 +103,9 @@ async def test_references_training_and_panels_that_name_the_character(
         before = len(results(emulator))
         asked = time.monotonic()
         await emulator.send_slash_command("imagine", {"prompt": "a lighthouse", "count": 1}, user_id=bob)
-        posted = await emulator.wait_for(lambda: results(emulator)[before:] or None, WAIT)
+        posted = await emulator.wait_for(
+            lambda: [m for m in results(emulator) if m.embeds[0]["footer"]["text"].startswith("Job 2 ·")] or None, WAIT
+        )
         waited = time.monotonic() - asked
         await emulator.wait_for(lambda: len(results(emulator)) >= before + 2, WAIT)
         sample = next(m for m in results(emulator) if "a photo of" in m.embeds[0]["title"])
@@ -119,6 +121,15 @@ async def test_references_training_and_panels_that_name_the_character(
         [(bob_started,)] = rows(db, "SELECT started_at FROM jobs WHERE kind = 'txt2img'")
         assert bob_started < train_finished
         print(f"\nbob's job waited {waited:.1f} s for its result while a 30-step training ran (posted {posted[0].id})")
+
+        # "Add as reference" on bob's single result: alice picks Mira from a menu of her comic's characters.
+        [(bob_image,)] = rows(db, "SELECT id FROM images WHERE job_id = 2")
+        click = await emulator.click_button(posted[0].id, f"img:ref:{bob_image}", user_id=alice)
+        picker = await answer(emulator, click)
+        assert picker.ephemeral and "Which character" in picker.content, picker.content
+        await emulator.choose_option(picker.id, f"img:refto:{bob_image}", ["1"], user_id=alice)
+        await emulator.wait_for(lambda: "3 in all" in emulator.world.messages[picker.id].content or None, WAIT)
+        assert rows(db, "SELECT COUNT(*) FROM character_references") == [(3,)]
 
         # A panel naming Mira applies her LoRA and token; one that does not name her, neither.
         before = len(results(emulator))
