@@ -353,8 +353,6 @@ class TrainingSettings:
     max_references: Annotated[Int, Field(ge=1, le=10)] = 10
     #: Where LoRAs and checkpoints are written; empty: ``loras/`` and ``training/`` next to the database.
     data_dir: Path | None = None
-    #: The weight a new character's LoRA is applied at.
-    default_weight: Annotated[Float, Field(ge=-4, le=4)] = 1.0
 
     @model_validator(mode="after")
     def _steps_within_max(self) -> TrainingSettings:
