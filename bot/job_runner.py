@@ -256,7 +256,9 @@ class JobRunner:
         if record.kind == TRAIN_KIND:
             # Training runs in slices on the same queue (generation.training); it is never batched.
             job.work = TRAIN_KIND
-            job.cost_steps = TrainingSpec.from_dict(request.extra[TRAINING_KEY]).slice_steps
+            # A training step (forward, backward and, with checkpointing, a second forward) costs about
+            # two image steps of generation (which run the UNet twice for guidance): for ETAs.
+            job.cost_steps = 2 * TrainingSpec.from_dict(request.extra[TRAINING_KEY]).slice_steps
         future = self.queue.submit(job, check_caps=check_caps)
         self._tracked[record.id] = tracked
         follower = asyncio.create_task(self._follow(tracked, future), name=f"job-{record.id}")

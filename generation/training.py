@@ -92,15 +92,28 @@ def _load_images(references: Sequence[Image.Image | str | Path]) -> list[Image.I
 
 def _without_adapters(model: Any) -> Any:
     """A copy of ``model`` for training, without the LoRAs the serving pipeline loaded into it."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     copied = copy.deepcopy(model)
-    names = list(getattr(copied, "peft_config", None) or {})
-    if names and hasattr(copied, "delete_adapters"):  # diffusers models
-        copied.delete_adapters(names)
-    elif names:  # transformers models
-        for name in names:
-            copied.delete_adapter(name)
+    for module in copied.modules():
+        if isinstance(module, BaseTunerLayer):
+            for name in list(getattr(module, "lora_A", {})):
+                module.delete_adapter(name)
+    if getattr(copied, "peft_config", None):
+        copied.peft_config = {}
     copied.requires_grad_(False)
     return copied
+
+
+def _activate(model: Any) -> None:
+    """Make the training adapter the one active adapter of every adapted layer (switched on: the
+    serving pipeline may have had its LoRAs switched off when the copy was made)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.enable_adapters(True)
+            module.set_adapter(ADAPTER)
 
 
 def _lora_parameters(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
@@ -153,13 +166,14 @@ def train_character_lora(
     checkpoint there and writes one every ``checkpoint_every`` steps, at the end of the call, and
     when ``should_stop`` stops it (its exception is then raised). ``stop_after`` ends the call
     after that many steps (a slice). ``mixed_precision``: ``auto`` (fp16 on CUDA, none on the
-    CPU), ``fp16``, ``bf16`` or ``no``.
+    CPU), ``fp16``, ``bf16`` or ``no``; ``gradient_checkpointing``: ``auto`` (on for CUDA), ``on``,
+    ``off`` or a bool.
     """
     from accelerate import Accelerator
     from diffusers import DDPMScheduler, StableDiffusionPipeline
     from diffusers.training_utils import cast_training_params
     from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
+    from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import get_peft_model_state_dict
 
     images = _load_images(references)
@@ -168,7 +182,12 @@ def train_character_lora(
     device = torch.device(pipeline.device)
     on_cuda = device.type == "cuda"
     precision = ("fp16" if on_cuda else "no") if mixed_precision == "auto" else mixed_precision
-    checkpointing = on_cuda if gradient_checkpointing == "auto" else bool(gradient_checkpointing)
+    if precision == "fp16" and not on_cuda:
+        precision = "no"  # fp16 autocast is a CUDA feature; the CPU trains in float32
+    if isinstance(gradient_checkpointing, bool):
+        checkpointing = gradient_checkpointing
+    else:
+        checkpointing = on_cuda if gradient_checkpointing == "auto" else gradient_checkpointing == "on"
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     saved: dict[str, Any] | None = None
     if folder is not None and (folder / CHECKPOINT_FILE).exists():
@@ -189,15 +208,17 @@ def train_character_lora(
         LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(UNET_TARGETS)),
         adapter_name=ADAPTER,
     )
+    _activate(unet)
     models = [unet]
     trained_encoder: Any = None
     if train_text_encoder:
         trained_encoder = _without_adapters(text_encoder)
-        trained_encoder.add_adapter(
+        inject_adapter_in_model(
             LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                        target_modules=list(TEXT_ENCODER_TARGETS)),
-            adapter_name=ADAPTER,
+            trained_encoder, adapter_name=ADAPTER,
         )
+        _activate(trained_encoder)
         models.append(trained_encoder)
     # The adapter trains in float32 even where the frozen weights are float16 (the example's cast_training_params).
     cast_training_params(models, dtype=torch.float32)
@@ -206,6 +227,14 @@ def train_character_lora(
         if trained_encoder is not None:
             trained_encoder.gradient_checkpointing_enable()
     named = [item for model in models for item in _lora_parameters(model)]
+    # peft's "gaussian" init draws from torch's global generator: draw it from the seed instead, so a
+    # run is reproducible and the bot's other threads' random state is left alone. B starts at zero.
+    init = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, parameter in named:
+            if "lora_A" in name:
+                values = torch.randn(parameter.shape, generator=init) / rank
+                parameter.copy_(values.to(parameter.device, parameter.dtype))
     if saved:
         with torch.no_grad():
             for name, parameter in named:
@@ -215,6 +244,8 @@ def train_character_lora(
     if saved:
         optimizer.load_state_dict(saved["optimizer"])
     optimizer = accelerator.prepare_optimizer(optimizer)
+    if saved and accelerator.scaler is not None and saved.get("scaler"):
+        accelerator.scaler.load_state_dict(saved["scaler"])  # fp16's loss scale goes on from the last slice
     for model in models:
         model.train()
 
@@ -242,6 +273,7 @@ def train_character_lora(
             "rng": generator.get_state(),
             "lora": {name: parameter.detach().to("cpu", torch.float32).clone() for name, parameter in named},
             "optimizer": optimizer.state_dict(),
+            "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
         }
 
     done_here = 0

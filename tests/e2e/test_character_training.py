@@ -56,6 +56,17 @@ async def answer(emu: DiscordEmulator, inter: EmuInteraction) -> EmuMessage:
     )
 
 
+async def refusal(emu: DiscordEmulator, inter: EmuInteraction) -> EmuMessage:
+    """The private refusal: the response itself, or (after a defer for an upload) an ephemeral followup."""
+
+    def private() -> EmuMessage | None:
+        if inter.original is not None and inter.original.ephemeral:
+            return inter.original
+        return next((m for m in inter.followups if m.ephemeral), None)
+
+    return await emu.wait_for(private, WAIT)
+
+
 async def setup_character(emu: DiscordEmulator, user: int) -> None:
     """A comic with Mira, who has two reference pictures (one from ``add``, one from ``reference``)."""
     await answer(emu, await command(emu, "new", user, group=None, title="Mira's Day"))
@@ -83,7 +94,7 @@ async def test_references_training_and_panels_that_name_the_character(
     try:
         alice, bob = emulator.add_member("alice"), emulator.add_member("bob")
         await setup_character(emulator, alice)
-        bad = await answer(emulator, await command(
+        bad = await refusal(emulator, await command(
             emulator, "reference", alice, name="Mira", attachments={"image": ("x.gif", b"GIF89a" + b"\0" * 20,
                                                                                  "image/gif")},
         ))

@@ -74,7 +74,7 @@ def test_training_config_defaults_follow_the_dreambooth_lora_example_and_are_che
     with pytest.raises(ConfigError) as error:
         parse_settings({"discord": {"token": "t"}, "training": {"steps": 3000}}, env={})
     assert "max_steps" in str(error.value)
-    with pytest.raises(ConfigError, match="training.resolution"):
+    with pytest.raises(ConfigError, match=r"training\.resolution"):
         parse_settings({"discord": {"token": "t"}, "training": {"resolution": 100}}, env={})
 
 
