@@ -86,6 +86,8 @@ class _Tracked:
     finished: bool = False
     #: The largest upload this job's interaction allows (None: not known; the guild's limit applies).
     upload_limit: int | None = None
+    #: Whether this run marked the row running (counting an attempt) already.
+    marked_running: bool = False
 
 
 class JobRunner:
@@ -399,11 +401,14 @@ class JobRunner:
     def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
         tracked.started = time.monotonic()
         tracked.last_edit = tracked.started  # the first progress edit comes an interval in: short jobs need none
-        self._spawn(self.storage.jobs.mark_running(tracked.record.id))
+        if not tracked.marked_running:  # a job that yields (training) starts once a run, however many slices
+            tracked.marked_running = True
+            self._spawn(self.storage.jobs.mark_running(tracked.record.id))
 
     def _requeued(self, tracked: _Tracked, job: QueuedJob) -> None:
         """The worker running the job was lost (a cluster node went down): say so; it waits again."""
         tracked.started = None
+        tracked.marked_running = False  # its next start counts as an attempt, as it always did
         self._spawn(self.storage.jobs.mark_queued(tracked.record.id))
         position = self.queue.position(tracked.record.id)
         place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
