@@ -99,8 +99,9 @@ def _without_adapters(model: Any) -> Any:
         if isinstance(module, BaseTunerLayer):
             for name in list(getattr(module, "lora_A", {})):
                 module.delete_adapter(name)
-    if getattr(copied, "peft_config", None):
-        copied.peft_config = {}
+    if "peft_config" in vars(copied):  # the copy starts with no adapter config of its own
+        del copied.peft_config
+        copied._hf_peft_config_loaded = False
     copied.requires_grad_(False)
     return copied
 
