@@ -146,9 +146,7 @@ def clip_scorer(name: str, device: str) -> Scorer:
 def train_lora_route() -> tuple[Callable[..., Any] | None, str | None]:
     """``generation.training.train_character_lora`` when it exists, else why the route is skipped.
 
-    The one place the trained-LoRA route is wired: it is called as
-    ``train_character_lora(engine, reference_paths, name=..., output_dir=..., steps=...)`` and must
-    return something ``engine.run`` applies through ``GenerationRequest.loras`` (a path or name).
+    The one place the trained-LoRA route is wired (see :func:`train_character`).
     """
     try:
         module = importlib.import_module("generation.training")
@@ -158,6 +156,27 @@ def train_lora_route() -> tuple[Callable[..., Any] | None, str | None]:
     if not callable(function):
         return None, "generation.training has no train_character_lora"
     return function, None
+
+
+#: Training steps per character: enough to move the tiny model, the DreamBooth-LoRA example's 500 otherwise.
+TINY_TRAIN_STEPS, REAL_TRAIN_STEPS = 40, 500
+
+
+def train_character(
+    trainer: Callable[..., Any], engine: Any, reference: Path, *, number: int, work: Path, steps: int | None = None
+) -> tuple[str, Any]:
+    """Train a LoRA of one character on its reference picture; return its rare token and the ``LoraUse``."""
+    from rules.request import LoraUse
+    from rules.training import rare_token
+
+    tiny = engine.native_size <= 64
+    token = rare_token(number + 1)
+    result = trainer(
+        engine.pipeline, [reference], token=token, output=work / f"lora-{number}.safetensors",
+        steps=steps or (TINY_TRAIN_STEPS if tiny else REAL_TRAIN_STEPS), learning_rate=2e-2 if tiny else 1e-4,
+        resolution=engine.native_size, seed=SEED,
+    )
+    return token, LoraUse(f"character-{number}", str(result.lora_path), 1.0)
 
 
 def _request(prompt: str, seed: int, size: int, steps: int, **changes: Any) -> Any:
@@ -170,6 +189,7 @@ def _request(prompt: str, seed: int, size: int, steps: int, **changes: Any) -> A
 def run_route(
     route: str, engine: Any, *, steps: int, references: dict[str, str], scorer: Scorer, work: Path,
     has_ip_adapter: bool, characters: Sequence[tuple[str, str]] = CHARACTERS, panels: Sequence[str] = PANELS,
+    reference_root: Path | None = None, train_steps: int | None = None,
 ) -> RouteResult:
     """Draw the set (the fixed 3 x 6 unless told) with one route and score it."""
     result = RouteResult(route)
@@ -199,8 +219,11 @@ def run_route(
                 extra = {"ip_adapter_images": [references[name]], "ip_adapter_scale": IP_ADAPTER_SCALE}
             elif route == "trained_lora":
                 assert trainer is not None
-                lora = trainer(engine, [references[name]], name=name, output_dir=work / f"lora-{name}", steps=steps)
-                extra = {"loras": [lora]}
+                root = reference_root if reference_root is not None else work / "references"
+                token, lora = train_character(trainer, engine, root / references[name], number=number, work=work,
+                                               steps=train_steps)
+                extra = {"loras": (lora,)}
+                prompts = [f"{token} character, {prompt}" for prompt in prompts]
             pictures = [engine.run(_request(p, seed + i, size, steps, **extra))[0] for i, p in enumerate(prompts)]
         result.images += len(pictures)
         sims.append(similarity(scorer, pictures))

@@ -332,6 +332,46 @@ class ComicSettings:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class TrainingSettings:
+    """``[training]``: character LoRA training (``/comic character train``) and its limits.
+
+    The defaults are those of diffusers' DreamBooth-LoRA example for Stable Diffusion 1.5 on a
+    consumer GPU: rank 4, 500 steps, learning rate 1e-4, batch size 1, at 512 px (0: the loaded
+    model's native size), fp16 mixed precision and gradient checkpointing on CUDA.
+    """
+
+    enabled: bool = True
+    steps: Annotated[Int, Field(ge=1)] = 500
+    max_steps: Annotated[Int, Field(ge=1)] = 2000
+    rank: Annotated[Int, Field(ge=1, le=128)] = 4
+    learning_rate: Annotated[Float, Field(gt=0, le=1)] = 1e-4
+    #: Training picture side in pixels (a multiple of 8); 0: the model's native size.
+    resolution: Annotated[Int, Field(ge=0, le=2048, multiple_of=8)] = 0
+    batch_size: Annotated[Int, Field(ge=1, le=16)] = 1
+    #: Steps per turn on the queue: the job then writes its checkpoint and waits in line again.
+    slice_steps: Annotated[Int, Field(ge=1)] = 50
+    #: A checkpoint every this many steps inside a slice too (0: at the end of each slice only).
+    checkpoint_every: Annotated[Int, Field(ge=0)] = 0
+    train_text_encoder: bool = False
+    #: The class word of the instance prompt ``a photo of <token> <class>``.
+    class_word: Annotated[str, Field(min_length=1, max_length=40)] = "character"
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    #: Training jobs one server may have queued or running at once.
+    max_jobs_per_server: Annotated[Int, Field(ge=1)] = 1
+    #: Reference pictures per character.
+    max_references: Annotated[Int, Field(ge=1, le=10)] = 10
+    #: Where LoRAs and checkpoints are written; empty: ``loras/`` and ``training/`` next to the database.
+    data_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _steps_within_max(self) -> TrainingSettings:
+        if self.steps > self.max_steps:
+            raise _rule(f"steps must be at most max_steps ({self.max_steps})")
+        return self
+
+
+@dataclass(frozen=True, config=_SECTION)
 class Settings:
     """Every setting of the bot; ``parse_settings`` builds it from the parsed TOML."""
 
@@ -345,6 +385,7 @@ class Settings:
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
     studio: StudioSettings = field(default_factory=StudioSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
 

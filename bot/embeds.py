@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import discord
+from discord.utils import escape_markdown
 
 from bot.discord_limits import CONTENT_MAX, EMBED_DESCRIPTION_MAX, EMBED_FIELD_MAX, EMBED_TITLE_MAX
 from bot.emojis import NUMBERS, REROLL, RESULT_REACTIONS, UPSCALE, VARY
 from generation.queue import Progress
+from rules.characters import CHARACTERS_KEY
 from rules.prompt_flags import reproduce_line
 from rules.request import GenerationRequest
 
@@ -136,10 +138,14 @@ def result_embed(
     if request.negative_prompt:
         negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
         embed.add_field(name="Negative", value=negative, inline=False)
-    characters = request.extra.get("characters")
-    if isinstance(characters, list) and characters:
-        embed.add_field(name="Character" if len(characters) == 1 else "Characters",
-                        value=shorten(", ".join(map(str, characters)), EMBED_FIELD_MAX), inline=False)
+    routes = request.extra.get(CHARACTERS_KEY)
+    if isinstance(routes, list) and routes:
+        # [[name, route], ...]: how each character was kept the same ("Mira — trained LoRA").
+        drawn = ", ".join(
+            " — ".join(map(str, item)) if isinstance(item, list | tuple) else str(item) for item in routes
+        )
+        embed.add_field(name="Character" if len(routes) == 1 else "Characters",
+                        value=shorten(escape_markdown(drawn), EMBED_FIELD_MAX), inline=False)
     if note:
         embed.add_field(name="Note", value=shorten(note, EMBED_FIELD_MAX), inline=False)
     if image_filename is not None:

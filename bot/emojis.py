@@ -18,6 +18,8 @@ INFO: Final = "ℹ️"
 TRASH: Final = "🗑️"
 #: Add an image to the member's active comic.
 ADD_TO_COMIC: Final = "📖"
+#: Add as reference: a result's image becomes a reference picture of a comic character.
+REFERENCE: Final = "🖼️"
 #: 1️⃣-4️⃣ on a grid (up to 6️⃣ on a storyboard's): upscale that image.
 NUMBERS: Final[tuple[str, ...]] = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣")
 #: The reactions the bot puts on a single-image result, so members can click them.

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+from discord.utils import escape_markdown
 from PIL import Image
 
 from bot import embeds
@@ -37,6 +39,7 @@ from generation.errors import FailureForMember, JobCancelled, JobInterrupted, Jo
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
+from rules.training import TRAIN_KIND, TRAINING_KEY, TrainingSpec
 from storage import Storage
 from storage.images import NewImage
 from storage.jobs import JobRecord
@@ -84,6 +87,8 @@ class _Tracked:
     finished: bool = False
     #: The largest upload this job's interaction allows (None: not known; the guild's limit applies).
     upload_limit: int | None = None
+    #: Whether this run marked the row running (counting an attempt) already.
+    marked_running: bool = False
 
 
 class JobRunner:
@@ -293,6 +298,12 @@ class JobRunner:
             on_progress=lambda progress: self._progress(tracked, progress),
             on_requeue=lambda job: self._requeued(tracked, job),
         )
+        if record.kind == TRAIN_KIND:
+            # Training runs in slices on the same queue (generation.training); it is never batched.
+            job.work = TRAIN_KIND
+            # A training step (forward, backward and, with checkpointing, a second forward) costs about
+            # two image steps of generation (which run the UNet twice for guidance): for ETAs.
+            job.cost_steps = 2 * TrainingSpec.from_dict(request.extra[TRAINING_KEY]).slice_steps
         future = self.queue.submit(job, check_caps=check_caps)
         self._tracked[record.id] = tracked
         follower = asyncio.create_task(self._follow(tracked, future), name=f"job-{record.id}")
@@ -395,6 +406,13 @@ class JobRunner:
             if tracked.record.requester_id == user_id and not tracked.finished
         ]
 
+    def count_active(self, kind: str, guild_id: int | None) -> int:
+        """How many unfinished jobs of this kind (``train``, say) a server has."""
+        return sum(
+            1 for tracked in self._tracked.values()
+            if tracked.record.kind == kind and tracked.record.guild_id == guild_id and not tracked.finished
+        )
+
     async def remember_status(self, job_id: int, message_id: int, channel_id: int, guild_id: int | None) -> None:
         """Record a job's status message, so a ❌ on it (or its Cancel button) still works after a restart."""
         tracked = self._tracked.get(job_id)
@@ -426,11 +444,14 @@ class JobRunner:
     def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
         tracked.started = time.monotonic()
         tracked.last_edit = tracked.started  # the first progress edit comes an interval in: short jobs need none
-        self._spawn(self.storage.jobs.mark_running(tracked.record.id))
+        if not tracked.marked_running:  # a job that yields (training) starts once a run, however many slices
+            tracked.marked_running = True
+            self._spawn(self.storage.jobs.mark_running(tracked.record.id))
 
     def _requeued(self, tracked: _Tracked, job: QueuedJob) -> None:
         """The worker running the job was lost (a cluster node went down): say so; it waits again."""
         tracked.started = None
+        tracked.marked_running = False  # its next start counts as an attempt, as it always did
         self._spawn(self.storage.jobs.mark_queued(tracked.record.id))
         position = self.queue.position(tracked.record.id)
         place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
@@ -446,7 +467,10 @@ class JobRunner:
         if tracked.edit_task is not None and not tracked.edit_task.done():
             return
         tracked.last_edit = now
-        text = embeds.progress_text(tracked.request, progress)
+        if progress.text:  # work such as training says what it is doing
+            text = embeds.shorten(f"🧠 {escape_markdown(progress.text)}", CONTENT_MAX)
+        else:
+            text = embeds.progress_text(tracked.request, progress)
         preview, tracked.preview = tracked.preview, None
         tracked.edit_task = asyncio.create_task(self._show(tracked, text, preview=preview))
 
@@ -540,6 +564,9 @@ class JobRunner:
             return
         except JobCancelled:
             await self.storage.jobs.finish(record.id, "cancelled")
+            if record.kind == TRAIN_KIND:  # cancelled between slices: its checkpoint is of no more use
+                folder = TrainingSpec.from_dict(tracked.request.extra[TRAINING_KEY]).checkpoint_dir
+                await asyncio.to_thread(shutil.rmtree, folder, True)
             await self._final_status(tracked, f"❌ Cancelled: **{embeds.quote_prompt(tracked.request.prompt, 200)}**")
             return
         except JobTimedOut:

@@ -561,6 +561,10 @@ class DiffusionEngine:
             for image, size in zip(images, sizes, strict=True)
         ]
 
+    def exclusive(self) -> threading.Lock:
+        """The lock jobs hold while they use the model (training holds it for a slice: ``with engine.exclusive():``)."""
+        return self._lock
+
     def preview_png(self, latents: Any, max_side: int = 160) -> bytes:
         """A small PNG of the first image's current latents (cheap; see :mod:`generation.previews`)."""
         return self.previewer.render_png(latents, max_side=max_side)

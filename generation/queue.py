@@ -71,6 +71,24 @@ class Progress:
     device: str
     #: A small PNG of the image so far, at most every ``preview_interval_s``; else None.
     preview_png: bytes | None = None
+    #: The line to show instead of the usual step line (work such as training says what it does).
+    text: str | None = None
+
+
+class WorkContext:
+    """What a job's own work (see :meth:`JobQueue.register_work`) gets besides the engine and request."""
+
+    def __init__(self, report: Callable[[int, int, str], None], should_stop: Callable[[], JobStopped | None]) -> None:
+        #: ``report(step, total, text)``: progress, shown on the job's status message; also where a
+        #: :meth:`JobQueue.hold` pauses the work.
+        self.report = report
+        #: Asked between steps: why the work must stop now (cancelled, shutting down...), if it must.
+        self.should_stop = should_stop
+
+
+#: A job's own work in place of a pipeline call: (engine, request, context) -> its images, or None
+#: to give the GPU back after a slice and go back in line for its member's next turn.
+Work = Callable[[Any, GenerationRequest, WorkContext], "list[Image.Image] | None"]
 
 
 @dataclass(eq=False)
@@ -99,6 +117,12 @@ class QueuedJob:
     on_requeue: Callable[[QueuedJob], None] | None = None
     #: How many workers were lost while running this job.
     worker_losses: int = 0
+    #: The name of the work the job runs instead of a pipeline call (see :meth:`JobQueue.register_work`).
+    work: str | None = None
+    #: What one turn of the job costs, in image steps (None: its request's steps times images); for ETAs.
+    cost_steps: int | None = None
+    #: How many turns the job has had (work that yields takes several).
+    turns: int = 0
     _stop: JobStopped | None = None
     _deadline: float | None = None
     _last_preview: float = 0.0
@@ -110,6 +134,15 @@ class QueuedJob:
         if self._deadline is not None and time.monotonic() > self._deadline:
             self._stop = JobTimedOut("the job took longer than the time limit")
         return self._stop
+
+    def image_steps(self) -> float:
+        """What one turn of this job costs, in image steps (for ETAs)."""
+        return float(self.cost_steps if self.cost_steps is not None else self.request.steps * self.request.count)
+
+    def remaining_image_steps(self, seconds_per_step: float) -> float:
+        """Image steps left in the turn it is running, from how long it has run."""
+        elapsed = time.monotonic() - (self.started_at or time.monotonic())
+        return max(self.image_steps() - elapsed / seconds_per_step, 0.0)
 
 
 class JobQueue:
@@ -172,6 +205,8 @@ class JobQueue:
         self._hold_until = 0.0
         #: Called on the event loop whenever jobs start or leave (to refresh places in the queue).
         self.on_change: Callable[[], None] | None = None
+        #: Work jobs may run instead of a pipeline call, by name (see :meth:`register_work`).
+        self._works: dict[str, Work] = {}
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -208,6 +243,15 @@ class JobQueue:
                 return False
         self._changed()
         return True
+
+    def register_work(self, name: str, work: Work) -> None:
+        """Let jobs whose ``work`` is ``name`` run ``work`` on a worker instead of a pipeline call.
+
+        Such a job is never batched. Its work may return None after a slice (a training job's
+        few dozen steps, say): the job then goes back to the end of its member's line and waits
+        for the member's next turn, so other members' jobs run between its slices.
+        """
+        self._works[name] = work
 
     # -- the event-loop side -------------------------------------------------------------------
 
@@ -391,13 +435,12 @@ class JobQueue:
             ahead = 0.0
             if per_step is not None:
                 for job in self._running.values():
-                    done = (time.monotonic() - (job.started_at or time.monotonic())) / per_step / job.request.count
-                    ahead += max(job.request.steps - done, 0) * job.request.count
+                    ahead += job.remaining_image_steps(per_step)
             places: list[tuple[QueuedJob, int, float | None]] = []
             for index, job in enumerate(self._order_locked()):
                 eta = None if per_step is None else ahead * per_step / self.workers
                 places.append((job, index + 1, eta))
-                ahead += job.request.steps * job.request.count
+                ahead += job.image_steps()
         return places
 
     def _next_user_locked(self) -> int:
@@ -440,12 +483,11 @@ class JobQueue:
             ahead = 0.0
             for job in self._running.values():
                 per_step = per_worker.get(job.worker if job.worker is not None else -1, fallback)
-                done = (time.monotonic() - (job.started_at or time.monotonic())) / per_step / job.request.count
-                ahead += max(job.request.steps - done, 0) * job.request.count
+                ahead += job.remaining_image_steps(per_step)
             for job in self._order_locked():
                 if job.job_id == job_id:
                     return ahead / image_steps_per_s
-                ahead += job.request.steps * job.request.count
+                ahead += job.image_steps()
         return None
 
     def _seconds_per_step_locked(self, index: int) -> float | None:
@@ -537,12 +579,13 @@ class JobQueue:
             self._remove_pending(first)
             batch = [first]
             images = first.request.count
-            if first.init_image is None and first.request.kind == "txt2img" and not first.request.solo:
+            plain = first.work is None and first.init_image is None and not first.request.solo
+            if plain and first.request.kind == "txt2img":
                 key = first.request.batch_key()
                 for candidate in self._order_locked():
                     if images + candidate.request.count > self.max_batch_images or candidate.model != first.model:
                         continue
-                    if (candidate.request.kind == "txt2img" and not candidate.request.solo
+                    if (candidate.work is None and candidate.request.kind == "txt2img" and not candidate.request.solo
                             and candidate.request.batch_key() == key):
                         self._remove_pending(candidate)
                         batch.append(candidate)
@@ -664,12 +707,17 @@ class JobQueue:
             return reasons[0] if all(reason is not None for reason in reasons) else None
 
         try:
-            results = engine.run_batch(
-                [job.request for job in batch],
-                [job.init_image for job in batch],
-                on_step=on_step,
-                should_stop=should_stop,
-            )
+            if batch[0].work is not None:
+                results = self._run_work(index, engine, batch[0], should_stop)
+                if results is None:
+                    return True
+            else:
+                results = engine.run_batch(
+                    [job.request for job in batch],
+                    [job.init_image for job in batch],
+                    on_step=on_step,
+                    should_stop=should_stop,
+                )
         except WorkerLost as lost:
             log.warning("worker %d (%s) lost running job(s) %s: %s", index, engine.device,
                         [job.job_id for job in batch], lost)
@@ -695,6 +743,43 @@ class JobQueue:
                 else:
                     self._resolve(job, result=images)
         return True
+
+    def _run_work(
+        self, index: int, engine: Engine, job: QueuedJob, should_stop: Callable[[], JobStopped | None]
+    ) -> list[list[Image.Image]] | None:
+        """Run a job's own work; None if it yielded (it is back in its member's line)."""
+        work = self._works.get(job.work or "")
+        if work is None:
+            raise RuntimeError(f"no work named {job.work!r} is registered with the queue")
+
+        def report(step: int, total: int, text: str) -> None:
+            if self._hold_until > time.monotonic():
+                with self._cond:
+                    self._wait_for_hold_locked()
+            if job.on_progress is not None and job._stop is None:
+                now = time.monotonic()
+                progress = Progress(job_id=job.job_id, step=step, total=total, elapsed_s=now - (job.started_at or now),
+                                    device=job.device or "", text=text)
+                self._call_on_loop(job.on_progress, progress)
+
+        images = work(engine, job.request, WorkContext(report, should_stop))
+        job.turns += 1
+        if images is not None:
+            return [images]
+        with self._cond:  # a cancel takes this lock too: it either comes first and is seen, or finds the job pending
+            stop = job.stop_reason()
+            if stop is not None:
+                raise stop
+            self._running.pop(job.job_id, None)
+            self._batches.pop(job.job_id, None)
+            job.started_at = job.device = job.worker = job._deadline = None
+            if job.user_id not in self._pending:
+                self._arrivals += 1
+                self._arrival[job.user_id] = self._arrivals
+            self._pending.setdefault(job.user_id, collections.deque()).append(job)
+            self._cond.notify_all()
+        log.debug("job %s yielded after turn %d on worker %d", job.job_id, job.turns, index)
+        return None
 
     def _measure(self, index: int, seconds: float, images: int) -> None:
         per_image = seconds / max(images, 1)

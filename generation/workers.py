@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from generation.engine import DiffusionEngine
 from generation.performance import PerformanceOptions
 from generation.queue import Engine, JobQueue
+from generation.training import run_training_job
+from rules.training import TRAIN_KIND
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def build_queue(
 
     ``allow_no_workers``: the engines come later (:meth:`JobQueue.add_engine`, a cluster's workers).
     """
-    return JobQueue(
+    queue = JobQueue(
         engines,
         max_pending_per_user=max_pending_per_user,
         max_pending_total=max_pending_total,
@@ -63,3 +65,6 @@ def build_queue(
         max_worker_losses=max_worker_losses,
         allow_no_workers=allow_no_workers,
     )
+    # Training a character's LoRA is a job on the same queue, run in slices (see generation.training).
+    queue.register_work(TRAIN_KIND, run_training_job)
+    return queue

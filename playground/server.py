@@ -481,6 +481,24 @@ class DiscordEmulator:
         msg_json = self._handlers.store.json(message)
         return await self._send_interaction(inter, data, ack_timeout, message=msg_json)
 
+    async def choose_option(
+        self, message_id: int, custom_id: str, values: list[str], *, user_id: int, ack_timeout: float | None = 5.0
+    ) -> EmuInteraction:
+        """A user picks ``values`` in the select menu ``custom_id`` on a message; fails if there is no such menu."""
+        self._require_bot()
+        self._require_user(user_id)
+        message = self.world.messages.get(message_id)
+        if message is None or message.deleted:
+            raise LookupError(f"no message {message_id} to choose on")
+        if custom_id not in message.component_custom_ids():
+            raise LookupError(f"message {message_id} has no menu {custom_id!r}")
+        inter = self._new_interaction(
+            COMPONENT, user_id, message.channel_id, custom_id=custom_id, message_id=message_id
+        )
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        msg_json = self._handlers.store.json(message)
+        return await self._send_interaction(inter, data, ack_timeout, message=msg_json)
+
     async def add_reaction(self, message_id: int, emoji: str, *, user_id: int) -> None:
         """A user reacts; recorded and dispatched as MESSAGE_REACTION_ADD."""
         self._require_user(user_id)

@@ -17,7 +17,6 @@ fields, so this module works before and after those fields exist.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -55,6 +54,18 @@ def ip_adapter_scale_of(character: object) -> float:
 
 
 @dataclass(frozen=True)
+class CharacterFacts:
+    """What the routes need to know of one character: its description, reference pictures (paths in
+    the image store), trained LoRA file (None: untrained) and IP-Adapter scale (None: the default)."""
+
+    name: str
+    description: str
+    references: list[str] = field(default_factory=list)
+    lora_path: str | None = None
+    ip_adapter_scale: float | None = None
+
+
+@dataclass(frozen=True)
 class CharacterRoute:
     """How one character is drawn in one panel."""
 
@@ -81,7 +92,3 @@ def choose_route(
         return CharacterRoute(name, IP_ADAPTER, references=references, scale=ip_adapter_scale_of(character))
     return CharacterRoute(name, CONSISTENT_ATTENTION if storyboard else TEXT_ONLY)
 
-
-def route_labels(routes: Sequence[CharacterRoute]) -> list[str]:
-    """The labels of the routes, for the panel's embed."""
-    return [route.label() for route in routes]

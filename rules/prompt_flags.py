@@ -1,7 +1,8 @@
 """Midjourney-style flags written into a prompt: ``a lighthouse at dusk --ar 16:9 --seed 42 --no text``.
 
 The prompt text comes first and the flags follow it. Each flag takes one value, except ``--no``,
-whose value (the negative prompt) runs up to the next flag or the end:
+and ``--cref``, whose values (the negative prompt; character names, separated by commas) run up to
+the next flag or the end:
 
 ==============  ==========================  ====================================
 flag            value                       slash-command option it fills
@@ -14,6 +15,7 @@ flag            value                       slash-command option it fills
 ``--cfg``       number                      ``guidance``
 ``--n``         whole number                ``count``
 ``--style``     a style preset's name       ``style``
+``--cref``      character names, by commas  ``cref`` (characters of the active comic)
 ==============  ==========================  ====================================
 
 ``--aspect``, ``--guidance`` and ``--count`` are accepted as other names for ``--ar``, ``--cfg``
@@ -40,7 +42,7 @@ from rules.request import SEED_MAX, RequestError
 MAX_ASPECT: Final = 4.0
 
 #: Canonical flag names, in the order they are listed to users and written by :func:`reproduce_line`.
-FLAG_NAMES: Final[tuple[str, ...]] = ("ar", "size", "seed", "steps", "cfg", "n", "style", "no")
+FLAG_NAMES: Final[tuple[str, ...]] = ("ar", "size", "seed", "steps", "cfg", "n", "style", "cref", "no")
 
 #: Other spellings users may type, mapped to the canonical name.
 FLAG_ALIASES: Final[Mapping[str, str]] = {"aspect": "ar", "guidance": "cfg", "count": "n"}
@@ -54,6 +56,7 @@ _EXAMPLES: Final[Mapping[str, str]] = {
     "cfg": "--cfg 7.5",
     "n": "--n 4",
     "style": "--style comic",
+    "cref": "--cref Mira",
     "no": "--no text, watermark",
 }
 
@@ -85,6 +88,7 @@ class Flags(TypedDict, total=False):
     cfg: float
     n: int
     style: str
+    cref: tuple[str, ...]
     no: str
 
 
@@ -137,6 +141,11 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
         if not negative:
             raise FlagError("no", f"`--no` needs the things to keep out, like `{_EXAMPLES['no']}`.")
         return negative
+    if flag == "cref":
+        names = tuple(" ".join(name.split()) for name in raw.split(","))
+        if not all(names):
+            raise FlagError("cref", f"`--cref` needs character names separated by commas, like `{_EXAMPLES['cref']}`.")
+        return names
     value = _single_value(flag, raw)
     if flag == "ar":
         match = _RATIO_RE.match(value)
@@ -243,6 +252,7 @@ _OPTION_OF_FLAG: Final[Mapping[str, str]] = {
     "cfg": "guidance",
     "n": "count",
     "style": "style",
+    "cref": "cref",
     "no": "negative",
 }
 

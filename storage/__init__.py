@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.characters import CharacterRepository
 from storage.comics import ComicRepository
 from storage.database import connect
 from storage.errors import NotFound
@@ -36,6 +37,7 @@ class Storage:
     comics: ComicRepository
     guild_settings: GuildSettingsRepository
     stats: StatsRepository
+    characters: CharacterRepository
 
     @classmethod
     async def open(cls, database: Path | str, images_dir: Path | str) -> Storage:
@@ -51,6 +53,7 @@ class Storage:
             comics=ComicRepository(db),
             guild_settings=GuildSettingsRepository(db),
             stats=StatsRepository(db),
+            characters=CharacterRepository(db),
         )
 
     async def close(self) -> None:

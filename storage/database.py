@@ -173,6 +173,32 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX jobs_by_guild_time ON jobs (guild_id, created_at, status);
     CREATE INDEX images_by_guild_time ON images (guild_id, created_at, requester_id);
     """,
+    # 6: characters' reference pictures (content-addressed files in the image store) and their
+    # trained LoRAs (a file in the data folder, the rare token bound to the character, the weight
+    # panels apply it at).
+    """
+    CREATE TABLE character_references (
+        id            INTEGER PRIMARY KEY,
+        character_id  INTEGER NOT NULL REFERENCES comic_characters(id) ON DELETE CASCADE,
+        file          TEXT    NOT NULL,
+        sha256        TEXT    NOT NULL,
+        position      INTEGER NOT NULL,
+        created_at    REAL    NOT NULL,
+        UNIQUE (character_id, sha256),
+        UNIQUE (character_id, position)
+    );
+
+    CREATE TABLE character_loras (
+        character_id  INTEGER PRIMARY KEY REFERENCES comic_characters(id) ON DELETE CASCADE,
+        path          TEXT    NOT NULL,
+        token         TEXT    NOT NULL,
+        steps         INTEGER NOT NULL,
+        job_id        INTEGER REFERENCES jobs(id),
+        trained_at    REAL    NOT NULL
+    );
+
+    ALTER TABLE comic_characters ADD COLUMN lora_weight REAL NOT NULL DEFAULT 1.0;
+    """,
     # 7: how strongly a character's reference pictures shape its panels through IP-Adapter
     # (NULL: the default).
     """

@@ -70,11 +70,11 @@ async def test_default_request_is_a_2x2_grid_with_u_v_reroll_info_delete(
     assert request_of_job(emulator_db, up_job)["kind"] == "upscale"
     [(parent,)] = rows(db, "SELECT parent_image_id FROM images WHERE job_id = ?", up_job)
     assert parent == images[1]
-    # A single-image result has 🔍, 🎨 subtle and strong, 🔄, ℹ️, 🗑️ and 📖.
+    # A single-image result has 🔍, 🎨 subtle and strong, 🔄, ℹ️, 🗑️, 📖 and Add as reference.
     [up_image] = image_ids_of(db, upscale.id)
     assert {f"img:up:{up_image}", f"img:vary:subtle:{up_image}", f"img:vary:strong:{up_image}",
             f"job:reroll:{up_job}", f"img:info:{up_image}", f"job:delete:{up_job}",
-            f"img:comic:{up_image}"} == set(ids(upscale))
+            f"img:comic:{up_image}", f"img:ref:{up_image}"} == set(ids(upscale))
 
     # V3: img2img from the third image, same prompt, strong strength, a new seed, child of image 3.
     await emulator.click_button(grid.id, f"img:vary:strong:{images[2]}", user_id=alice)

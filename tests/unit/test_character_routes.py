@@ -52,7 +52,7 @@ def test_routes_follow_the_names_in_the_prompt_and_land_on_the_request() -> None
     assert named_characters("Otto meets mira at dawn", characters) == ["Otto", "Mira"]
     routes = character_routes("Otto meets mira", characters, ip_adapter_configured=True)
     request = with_routes(GenerationRequest(prompt="x"), routes)
-    assert request.extra["characters"] == ["Otto — text only", "Mira — IP-Adapter"]
+    assert request.extra["characters"] == [["Otto", "text only"], ["Mira", "IP-Adapter"]]
     assert request.ip_adapter_images == ["m.png"] and request.ip_adapter_scale == DEFAULT_IP_ADAPTER_SCALE
     assert with_routes(GenerationRequest(prompt="x"), []) == GenerationRequest(prompt="x")
 

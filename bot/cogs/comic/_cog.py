@@ -25,6 +25,7 @@ from bot.cogs.comic._group_comics import ComicsCommands
 from bot.cogs.comic._group_pages import PageCommands
 from bot.cogs.comic._group_panels import PanelCommands
 from bot.cogs.comic._group_storyboard import StoryboardCommands
+from bot.cogs.comic._references import record_trained
 from bot.config import ComicSettings
 from bot.emojis import ADD_TO_COMIC
 from bot.outlets import post_notice
@@ -93,6 +94,7 @@ class Comic(commands.Cog):
         _redraw.register(self.bot, self.context)
         self.bot.tree.add_command(self.group)
         self.services.runner.on_result.append(self._link_panel)
+        self.services.runner.on_result.append(self._record_training)
         relinked = await self.services.storage.comics.relink_finished()
         if relinked:
             log.info("linked %d finished panel image(s) left unlinked by the last run", relinked)
@@ -101,8 +103,13 @@ class Comic(commands.Cog):
         """Remove ``/comic`` and unhook from finished jobs."""
         self.bot.tree.remove_command(self.group.name)
         _redraw.unregister(self.bot)
-        if self._link_panel in self.services.runner.on_result:
-            self.services.runner.on_result.remove(self._link_panel)
+        for hook in (self._link_panel, self._record_training):
+            if hook in self.services.runner.on_result:
+                self.services.runner.on_result.remove(hook)
+
+    async def _record_training(self, record: JobRecord, message_id: int) -> None:
+        """Result hook: a finished training job's LoRA becomes its character's (its sample was just posted)."""
+        await record_trained(self.context, record)
 
     async def _link_panel(self, record: JobRecord, message_id: int) -> None:
         """Result hook: a finished panel job's first image becomes its panel's picture (a storyboard's

@@ -17,6 +17,7 @@ from discord.utils import escape_markdown
 
 from bot import embeds
 from bot.add_to_comic import comic_title
+from bot.character_looks import trained_looks
 from bot.cogs.comic import _pages
 from bot.config import ComicSettings
 from bot.errors import UserFacingError
@@ -24,10 +25,12 @@ from bot.jobs import JobOrigin
 from bot.services import Services
 from composition.comic_lettering import TextDoesNotFit
 from generation.errors import QueueFull
+from rules.character_routes import CharacterFacts
+from rules.characters import TrainedLook
 from rules.frame_size import size_for_aspect
 from rules.request import GenerationRequest, RequestError
 from rules.styles import StylePreset
-from storage.comics import CharacterRecord, ComicRecord, ComicStorageError, PanelRecord
+from storage.comics import ComicRecord, ComicStorageError, PanelRecord
 from storage.images import ImageRecord
 
 log = logging.getLogger(__name__)
@@ -169,14 +172,27 @@ class ComicContext:
         """The comic's characters: name to description."""
         return {c.name: c.description for c in await self.storage.comics.characters(comic.id)}
 
-    async def character_records(self, comic: ComicRecord) -> dict[str, CharacterRecord]:
-        """The comic's characters: name to their stored record (references, trained LoRA, where present)."""
-        return {c.name: c for c in await self.storage.comics.characters(comic.id)}
+    async def character_records(self, comic: ComicRecord) -> dict[str, CharacterFacts]:
+        """The comic's characters by name: description, reference pictures, trained LoRA and likeness scale."""
+        records = await self.storage.comics.characters(comic.id)
+        references = await self.storage.characters.references_of([c.id for c in records])
+        trained = {t.character_id: t.lora.path for t in await self.storage.characters.trained(comic.id)}
+        return {
+            c.name: CharacterFacts(
+                c.name, c.description, references=[r.file for r in references.get(c.id, [])],
+                lora_path=trained.get(c.id), ip_adapter_scale=c.ip_adapter_scale,
+            )
+            for c in records
+        }
 
     @property
     def ip_adapter_configured(self) -> bool:
         """Whether ``[model] ip_adapter`` names IP-Adapter weights."""
         return bool(self.services.settings.model.ip_adapter)
+
+    async def trained(self, comic: ComicRecord) -> dict[str, TrainedLook]:
+        """The comic's characters with a trained LoRA: name to how a panel naming them applies it."""
+        return await trained_looks(self.storage, comic.id)
 
     def stop_drawing(self, panel: PanelRecord) -> None:
         """Cancel the panel's job if it is still queued or running (its result would be unused)."""

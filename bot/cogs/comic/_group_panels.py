@@ -16,6 +16,7 @@ from bot.cogs.comic._context import CLEAR, NO_PINGS, ComicContext, clean, quote
 from bot.cogs.comic._panels import character_routes, panel_request, take_of, with_routes, with_take
 from bot.errors import UserFacingError
 from bot.jobs import JobOrigin
+from rules.characters import CHARACTERS_KEY
 from rules.request import GenerationRequest, fit_source
 from storage.comics import ComicRecord, ComicStorageError, NewPanel, PanelPlan, PanelPlanner, PanelRecord
 
@@ -61,6 +62,7 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         request = context.validate(with_routes(panel_request(
             prompt,
             characters={name: record.description for name, record in records.items()},
+            trained=await context.trained(comic),
             style=context.style(comic),
             limits=context.services.runner.limits_for(interaction.guild_id),
             size=context.services.model.native_size,
@@ -182,14 +184,15 @@ class PanelCommands(app_commands.Group, name="comic", description="Make comics f
         characters = await context.characters(comic)
         fresh = panel_request(new_prompt, characters=characters, style=context.style(comic),
                               limits=context.services.runner.limits_for(interaction.guild_id),
-                              size=context.services.model.native_size)
+                              size=context.services.model.native_size, trained=await context.trained(comic))
         context.validate(fresh, interaction.guild_id)
         await context.check_capacity(interaction, fresh.prompt)
         origin = JobOrigin.of(interaction)
 
         def plan(stored: PanelRecord) -> PanelPlan:
             old = GenerationRequest.from_json(stored.params_json)
-            drawn = old.replace(prompt=fresh.prompt, count=1)
+            kept = {key: value for key, value in old.extra.items() if key != CHARACTERS_KEY}
+            drawn = old.replace(prompt=fresh.prompt, count=1, loras=fresh.loras, extra={**kept, **fresh.extra})
             drawn = with_take(drawn, comic_id=comic.id, comic_seed=comic.seed, panel_id=stored.id, take=take_of(old))
             # The seed stays: only redo picks a new one.
             drawn = drawn.replace(seed=stored.seed)

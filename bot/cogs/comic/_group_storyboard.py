@@ -24,13 +24,12 @@ from bot.cogs.comic._context import ComicContext, clean, quote
 from bot.cogs.comic._panels import character_routes, compose_prompt, panel_seed, with_routes
 from bot.errors import UserFacingError
 from bot.jobs import JobOrigin
-from rules.character_routes import CharacterRoute
+from rules.character_routes import CharacterFacts, CharacterRoute
 from rules.frame_size import size_for_aspect
 from rules.request import MAX_STORYBOARD_PANELS, GenerationLimits, GenerationRequest
 from storage.comics import (
     BOARD_INDEX_KEY,
     BoardPlan,
-    CharacterRecord,
     ComicRecord,
     ComicStorageError,
     NewPanel,
@@ -172,14 +171,14 @@ class StoryboardCommands(app_commands.Group, name="comic", description="Make com
             raise UserFacingError(str(error)) from None
         first, last = stored[0].position, stored[-1].position
         routes = request.extra.get("characters") or []
-        how = f" ({', '.join(map(str, routes))})" if routes else ""
+        how = f" ({', '.join(' — '.join(map(str, route)) for route in routes)})" if routes else ""
         await context.start_panel_job(
             interaction, job_id,
             f"🎞️ Panels {first}-{last} of {comic_title(comic)} are queued as one storyboard{how}",
         )
 
     def _request(
-        self, comic: ComicRecord, records: Mapping[str, CharacterRecord], panels: Sequence[BoardPanel], count: int
+        self, comic: ComicRecord, records: Mapping[str, CharacterFacts], panels: Sequence[BoardPanel], count: int
     ) -> GenerationRequest:
         """The storyboard's request: each panel's prompt with characters and style, at the frames' mean shape."""
         context = self.context

@@ -6,10 +6,11 @@ Plain functions, no Discord and no database, so the rules are easy to read and t
   (0 for the first drawing, +1 for each ``redo``): the same comic and panel always give the same
   seed, moving a panel does not change it (the id does not change), and ``redo`` is the only
   thing that picks a new one.
-* **Characters.** The first time a panel's prompt names a character (whole word, any case), that
-  character's description is put in brackets right after the name, so the character is drawn
-  the same way from panel to panel: ``"Mira opens the door"`` becomes
-  ``"Mira (a red-haired girl in a yellow raincoat) opens the door"``.
+* **Characters.** (:mod:`rules.characters`) The first time a panel's prompt names a character
+  (whole word, any case), that character's description is put in brackets right after the name,
+  so the character is drawn the same way from panel to panel: ``"Mira opens the door"`` becomes
+  ``"Mira (a red-haired girl in a yellow raincoat) opens the door"``. A trained character's
+  trigger words lead its description and its LoRA is applied at its weight.
 * **Styles.** The comic's style preset wraps the prompt (``prefix, prompt, suffix``), adds its
   negative prompt and, where it sets them, its steps and guidance.
 * **Speaker sides.** Speakers get a side for their bubbles in the order they first speak in the
@@ -21,13 +22,13 @@ Plain functions, no Discord and no database, so the rules are easy to read and t
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.config import ComicSettings
 from composition.comic_lettering import SpeakerSide
-from rules.character_routes import IP_ADAPTER, CharacterRoute, choose_route, route_labels
+from rules.character_routes import IP_ADAPTER, CharacterRoute, choose_route
+from rules.characters import CHARACTERS_KEY, TrainedLook, apply_looks, mentioned, weave_characters
 from rules.request import SEED_MAX, GenerationLimits, GenerationRequest
 from rules.styles import StylePreset, apply_style
 from storage.comics import BOARD_INDEX_KEY
@@ -39,39 +40,9 @@ def panel_seed(comic_seed: int, panel_id: int, take: int = 0) -> int:
     return int.from_bytes(digest[:8], "big") % (SEED_MAX + 1)
 
 
-def _name_pattern(name: str) -> re.Pattern[str]:
-    words = r"\s+".join(re.escape(word) for word in name.split())
-    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
-
-
-def weave_characters(prompt: str, characters: Mapping[str, str]) -> str:
-    """``prompt`` with each named character's description after the first mention of its name.
-
-    Longer names win where names overlap ("Anna Lee" before "Anna"); a character the prompt does
-    not name adds nothing.
-    """
-    taken: list[tuple[int, int, str]] = []
-    for name in sorted(characters, key=len, reverse=True):
-        pattern = _name_pattern(name)
-        match = pattern.search(prompt)
-        while match is not None and any(match.start() < end and start < match.end() for start, end, _ in taken):
-            match = pattern.search(prompt, match.end())
-        if match is not None:
-            taken.append((match.start(), match.end(), characters[name]))
-    woven = prompt
-    for _, end, description in sorted(taken, reverse=True):
-        woven = f"{woven[:end]} ({description}){woven[end:]}"
-    return woven
-
-
 def named_characters(prompt: str, names: Iterable[str]) -> list[str]:
     """The characters ``prompt`` names (whole words, any case), in the order their names first appear."""
-    found: list[tuple[int, str]] = []
-    for name in names:
-        match = _name_pattern(name).search(prompt)
-        if match is not None:
-            found.append((match.start(), name))
-    return [name for _, name in sorted(found)]
+    return mentioned(prompt, list(names))
 
 
 def character_routes(
@@ -85,11 +56,11 @@ def character_routes(
 
 
 def with_routes(request: GenerationRequest, routes: Sequence[CharacterRoute]) -> GenerationRequest:
-    """``request`` drawn by these routes: named in its embed (``extra["characters"]``), and the first
-    IP-Adapter character's reference pictures and scale on the request (one likeness per panel)."""
+    """``request`` drawn by these routes: named in its embed (``extra["characters"]``: ``[[name, route]]``),
+    and the first IP-Adapter character's reference pictures and scale on the request (one likeness per panel)."""
     if not routes:
         return request
-    request = request.replace(extra={**request.extra, "characters": route_labels(routes)})
+    request = request.replace(extra={**request.extra, CHARACTERS_KEY: [[route.name, route.route] for route in routes]})
     adapted = next((route for route in routes if route.route == IP_ADAPTER), None)
     if adapted is not None:
         request = request.replace(ip_adapter_images=list(adapted.references), ip_adapter_scale=adapted.scale)
@@ -110,6 +81,10 @@ def speaker_sides(panels: Sequence[tuple[str | None, str | None]]) -> list[Speak
     return sides
 
 
+__all__ = ["compose_prompt", "panel_request", "panel_seed", "speaker_sides", "take_of", "weave_characters",
+           "with_take"]
+
+
 def compose_prompt(prompt: str, characters: Mapping[str, str], style: StylePreset | None) -> tuple[str, str]:
     """The prompt and negative prompt a panel is drawn with: characters woven in, then the style."""
     return apply_style(weave_characters(prompt, characters), "", style)
@@ -125,15 +100,18 @@ def panel_request(
     init_image: tuple[str, int, int] | None = None,
     strength: float = ComicSettings.continue_strength,
     shape: tuple[int, int] | None = None,
+    trained: Mapping[str, TrainedLook] | None = None,
 ) -> GenerationRequest:
     """The request for a new panel (seed 0 until the panel's id is known: see :func:`with_take`).
 
     ``init_image`` is (stored path, width, height) of the previous panel for an img2img
     continuation; the panel then takes that image's size. ``shape`` (width, height), when given,
     is the size to draw at instead (its frame's shape: see :mod:`rules.frame_size`); a continued
-    panel's source is then resized to it.
+    panel's source is then resized to it. ``trained``: the comic's trained characters by name;
+    each the prompt names adds its LoRA and trigger words.
     """
-    text, negative = compose_prompt(prompt, characters, style)
+    woven, loras, routes = apply_looks(prompt, characters, trained or {})
+    text, negative = apply_style(woven, "", style)
     request = GenerationRequest(
         prompt=text,
         negative_prompt=negative,
@@ -142,6 +120,8 @@ def panel_request(
         width=size,
         height=size,
         count=1,
+        loras=loras,
+        extra={CHARACTERS_KEY: routes} if routes else {},
     )
     if init_image is not None:
         path, width, height = init_image

@@ -21,7 +21,8 @@ from PIL import Image
 
 from bot import embeds
 from bot.add_to_comic import add_image_to_comic
-from bot.cogs.imagine._buttons import history_view
+from bot.character_references import add_as_reference, reference_choices
+from bot.cogs.imagine._buttons import history_view, reference_view
 from bot.discord_limits import CONTENT_MAX
 from bot.jobs import JobOrigin
 from bot.services import Services
@@ -173,6 +174,25 @@ class ResultActions:
             self.services.storage, image_id, user_id=user_id, guild_id=guild_id,
             max_panels=self.services.settings.comic.max_panels,
         )
+
+    async def reference_picker(self, interaction: discord.Interaction, image_id: int) -> None:
+        """Add as reference: ask, privately, which character of the active comic the image shows."""
+        text, characters = await reference_choices(
+            self.services.storage, image_id, user_id=interaction.user.id, guild_id=interaction.guild_id
+        )
+        if not characters:
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        view = reference_view(image_id, [(character.id, character.name) for character in characters])
+        await interaction.response.send_message(text, view=view, ephemeral=True)
+
+    async def add_reference(self, interaction: discord.Interaction, image_id: int, character_id: int) -> None:
+        """The member picked a character: the image becomes its reference; the menu becomes the answer."""
+        text = await add_as_reference(
+            self.services.storage, image_id, character_id, user_id=interaction.user.id,
+            guild_id=interaction.guild_id, max_references=self.services.settings.training.max_references,
+        )
+        await interaction.response.edit_message(content=text, view=None)
 
     async def history_page(
         self, user_id: int, page: int, *, guild_id: int | None

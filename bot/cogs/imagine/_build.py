@@ -10,6 +10,8 @@ Plain code, no Discord: the order of precedence is easy to read here and to test
 4. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
    native pixel count, sides multiples of 64), else the uploaded image's shape at about that
    pixel count, else the server's default size (``/settings``), else the native square.
+5. ``--cref NAME`` is kept in ``extra`` for the cog, which looks the characters up
+   (:func:`bot.character_looks.apply_cref`).
 
 A server's defaults (``/settings``) arrive as ``limits`` (its default steps, guidance and count),
 ``default_size`` and ``default_style`` (used when the member names no style).
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.character_looks import CREF_KEY
 from rules.image_checks import fit_size
 from rules.prompt_flags import aspect_size, merge_options, parse_prompt
 from rules.request import GenerationLimits, GenerationRequest, RequestError, random_seed
@@ -97,7 +100,10 @@ def build_request(
         width=width,
         height=height,
         count=limits.default_count if count is None else int(count),
-        extra={"style": preset.name} if preset is not None else {},
+        extra={
+            **({"style": preset.name} if preset is not None else {}),
+            **({CREF_KEY: list(merged["cref"])} if merged.get("cref") else {}),
+        },
     )
 
 

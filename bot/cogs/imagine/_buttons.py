@@ -42,6 +42,10 @@ class ButtonActions(Protocol):
 
     async def add_to_comic(self, image_id: int, *, user_id: int, guild_id: int | None) -> str: ...
 
+    async def reference_picker(self, interaction: discord.Interaction, image_id: int) -> None: ...
+
+    async def add_reference(self, interaction: discord.Interaction, image_id: int, character_id: int) -> None: ...
+
     async def history_page(
         self, user_id: int, page: int, *, guild_id: int | None
     ) -> tuple[str, discord.ui.View, discord.File | None]: ...
@@ -193,6 +197,61 @@ class AddToComicButton(
         await interaction.response.send_message(text, ephemeral=True)
 
 
+class ReferenceButton(
+    _ById, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"img:ref:(?P<image_id>[0-9]+)"
+):
+    """Add as reference: the image becomes a reference picture of a character the clicker picks."""
+
+    ID_GROUP = "image_id"
+
+    def __init__(self, image_id: int) -> None:
+        super().__init__(_button(f"img:ref:{image_id}", label="Add as reference", emoji=emojis.REFERENCE))
+        self.image_id = image_id
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Ask, privately, which character of the clicker's active comic it shows."""
+        if (actions := await _actions(interaction)) is not None:
+            await actions.reference_picker(interaction, self.image_id)
+
+
+class ReferenceSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"img:refto:(?P<image_id>[0-9]+)"
+):
+    """The menu of characters under "Add as reference": the choice gets the image as a reference."""
+
+    def __init__(self, image_id: int, options: Sequence[tuple[int, str]] = ()) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"img:refto:{image_id}",
+                placeholder="Which character?",
+                options=[discord.SelectOption(label=name[:100], value=str(character_id))
+                         for character_id, name in options] or [discord.SelectOption(label="-", value="0")],
+            )
+        )
+        self.image_id = image_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
+    ) -> ReferenceSelect:
+        """Rebuild the menu from a choice's custom_id (the choice itself is in the interaction)."""
+        return cls(int(match["image_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Add the image to the chosen character."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        values = list(data.get("values") or [])
+        if (actions := await _actions(interaction)) is not None and values:
+            await actions.add_reference(interaction, self.image_id, int(str(values[0])))
+
+
+def reference_view(image_id: int, options: Sequence[tuple[int, str]]) -> discord.ui.View:
+    """The private menu asking which character an image shows."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(ReferenceSelect(image_id, options))
+    return view
+
+
 class HistoryPageButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hist:(?P<user_id>[0-9]+):(?P<page>[0-9]+)"
 ):
@@ -227,7 +286,7 @@ def result_view(job_id: int, image_ids: Sequence[int], shown: Sequence[bool]) ->
     """The buttons on a result.
 
     A grid: U1-U4 and V1-V4 for each image shown (withheld ones get none), 🔄, ℹ️ of the first
-    image and 🗑️. One image: 🔍, 🎨 Vary (subtle), 🎨 Vary (strong), 🔄, ℹ️, 🗑️ and 📖.
+    image and 🗑️. One image: 🔍, 🎨 Vary (subtle), 🎨 Vary (strong), 🔄, ℹ️, 🗑️, 📖 and Add as reference.
     """
     view = discord.ui.View(timeout=None)
     if len(image_ids) > 1:
@@ -251,6 +310,7 @@ def result_view(job_id: int, image_ids: Sequence[int], shown: Sequence[bool]) ->
         view.add_item(_row(item, 1))
     if shown[0]:
         view.add_item(_row(AddToComicButton(image_id), 1))
+        view.add_item(_row(ReferenceButton(image_id), 1))
     return view
 
 
@@ -275,6 +335,8 @@ BUTTONS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     InfoButton,
     DeleteButton,
     AddToComicButton,
+    ReferenceButton,
+    ReferenceSelect,
     HistoryPageButton,
 )
 

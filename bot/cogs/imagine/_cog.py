@@ -20,6 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds, emojis
+from bot.character_looks import apply_cref
 from bot.cogs.imagine import _buttons
 from bot.cogs.imagine._actions import ResultActions
 from bot.cogs.imagine._build import ImagineOptions, build_request
@@ -30,7 +31,7 @@ from bot.jobs import JobOrigin, role_ids_of
 from bot.outlets import NO_PINGS
 from bot.services import Services
 from generation.errors import QueueFull
-from rules.request import SEED_MAX, RequestError
+from rules.request import SEED_MAX, GenerationRequest, RequestError
 from rules.styles import match_styles
 from storage.errors import NotFound
 from storage.messages import PostedMessage
@@ -149,6 +150,7 @@ class Imagine(commands.Cog):
             refused = self.services.servers.access_refusal(JobOrigin.of(interaction), request.prompt)
             if refused is not None:
                 raise RequestError("server", refused)
+            request = await self._characters(interaction, request)
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
                 await interaction.response.defer(thinking=True)
@@ -163,6 +165,7 @@ class Imagine(commands.Cog):
                     mask_image=PENDING_UPLOAD if decoded.mask is not None else None,
                     strength=limits.default_strength if strength is None else strength,
                 )
+                request = await self._characters(interaction, request)
                 # Refuse before storing anything: a refused request leaves no file behind.
                 self.services.runner.validate(request, interaction.guild_id)
                 self.services.queue.check_capacity(
@@ -176,6 +179,12 @@ class Imagine(commands.Cog):
         job_id = await self.services.runner.start_job(JobOrigin.of(interaction), request)
         if job_id is None and stored is not None:
             await discard(stored, self.services.storage.files)
+
+    async def _characters(self, interaction: discord.Interaction, request: GenerationRequest) -> GenerationRequest:
+        """The request with ``--cref``'s characters (of the member's active comic) drawn in."""
+        return await apply_cref(
+            self.services.storage, request, user_id=interaction.user.id, guild_id=interaction.guild_id
+        )
 
     @imagine.autocomplete("style")
     async def _style_autocomplete(
