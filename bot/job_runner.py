@@ -187,9 +187,9 @@ class JobRunner:
             if reserved:
                 self.queue.unreserve(origin.user_id, origin.guild_id)
         if interaction is not None:
-            text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
-                f"{headline} ({embeds.queue_place(position)})", CONTENT_MAX
-            )
+            text = embeds.queued_text(request, position, waiting_for_workers=self.waiting_for_workers) if (
+                headline is None
+            ) else embeds.shorten(f"{headline} ({self._place_text(position)})", CONTENT_MAX)
             await self._announce(interaction, record, outlet, text)
         return record.id
 
@@ -310,7 +310,9 @@ class JobRunner:
             await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
             return
         tracked = self._tracked[record.id]
-        self._spawn(self._show(tracked, embeds.queued_text(request, position, restarted=True)))
+        self._spawn(self._show(tracked, embeds.queued_text(
+            request, position, restarted=True, waiting_for_workers=self.waiting_for_workers
+        )))
 
     async def _tell_failed(self, record: JobRecord, outlet: JobOutlet, text: str) -> None:
         """Say on a job's status message (posting one if it has none) that it failed, where Discord lets us."""
@@ -385,13 +387,27 @@ class JobRunner:
         tracked.last_edit = tracked.started  # the first progress edit comes an interval in: short jobs need none
         self._spawn(self.storage.jobs.mark_running(tracked.record.id))
 
+    @property
+    def waiting_for_workers(self) -> bool:
+        """No GPU worker is up (every worker of a cluster lost): queued jobs wait for one to come back."""
+        return self.queue.workers == 0
+
+    def _place_text(self, position: int | None) -> str:
+        """A waiting job's place, and that it waits for a worker while none is up."""
+        place = embeds.queue_place(position)
+        return f"{place}, {embeds.WAITING_FOR_WORKERS_TEXT}" if self.waiting_for_workers else place
+
     def _requeued(self, tracked: _Tracked, job: QueuedJob) -> None:
         """The worker running the job was lost (a cluster node went down): say so; it waits again."""
         tracked.started = None
         self._spawn(self.storage.jobs.mark_queued(tracked.record.id))
         position = self.queue.position(tracked.record.id)
-        place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
-        text = f"⚠️ The GPU worker running this job was lost; it starts again on another one ({place})."
+        if self.waiting_for_workers:
+            text = (f"⚠️ The GPU worker running this job was lost; it is "
+                    f"{embeds.WAITING_FOR_WORKERS_TEXT} ({embeds.queue_place(position)}).")
+        else:
+            text = (f"⚠️ The GPU worker running this job was lost; it starts again on another one "
+                    f"({embeds.queue_place(position)}).")
         self._spawn(self._show(tracked, text))
 
     def _progress(self, tracked: _Tracked, progress: Progress) -> None:
@@ -430,7 +446,9 @@ class JobRunner:
                 tracked = self._tracked.get(job.job_id)
                 if tracked is None or tracked.started is not None or tracked.finished:
                     continue
-                text = embeds.queued_text(tracked.request, position, eta_s=eta)
+                text = embeds.queued_text(
+                    tracked.request, position, eta_s=eta, waiting_for_workers=self.waiting_for_workers
+                )
                 busy = tracked.edit_task is not None and not tracked.edit_task.done()
                 if text == tracked.last_text or busy:
                     continue
