@@ -134,7 +134,7 @@ class QueuedJob:
 
 
 class JobQueue:
-    """Fair job queue with one worker thread per engine, batching compatible jobs."""
+    """Fair job queue, one worker per engine (a thread; an asyncio task for a remote one), batching compatible jobs."""
 
     def __init__(
         self,
