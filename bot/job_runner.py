@@ -376,11 +376,12 @@ class JobRunner:
 
     # -- following -------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` as a task the runner waits for on close."""
         task = asyncio.create_task(coro)
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
+        return task
 
     def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
         tracked.started = time.monotonic()
@@ -408,7 +409,8 @@ class JobRunner:
         else:
             text = (f"⚠️ The GPU worker running this job was lost; it starts again on another one "
                     f"({embeds.queue_place(position)}).")
-        self._spawn(self._show(tracked, text))
+        # An edit like any other: the place refresh waits for it instead of racing it.
+        tracked.edit_task = self._spawn(self._show(tracked, text))
 
     def _progress(self, tracked: _Tracked, progress: Progress) -> None:
         if progress.preview_png is not None:
@@ -449,8 +451,10 @@ class JobRunner:
                 text = embeds.queued_text(
                     tracked.request, position, eta_s=eta, waiting_for_workers=self.waiting_for_workers
                 )
-                busy = tracked.edit_task is not None and not tracked.edit_task.done()
-                if text == tracked.last_text or busy:
+                if text == tracked.last_text:
+                    continue
+                if tracked.edit_task is not None and not tracked.edit_task.done():
+                    self._positions_dirty = True  # another edit is on its way: this place goes next round
                     continue
                 if edits >= POSITION_EDITS_PER_ROUND:
                     self._positions_dirty = True

@@ -352,7 +352,9 @@ class RemoteEngine:
         """Run a batch on the worker, relaying its steps and previews and passing a stop on (blocking).
 
         ``on_step`` gets a list of preview PNGs (one per image) in place of latents when a preview
-        is due, else None; :meth:`preview_png` hands such a PNG through.
+        is due, else None; :meth:`preview_png` hands such a PNG through. The queue does not call
+        this (it awaits :meth:`run_batch_async` on the event loop); it serves code outside the
+        loop, such as scripts, that wants the engine interface as a plain call.
         """
         import ray
         from ray.exceptions import GetTimeoutError, RayTaskError
