@@ -187,9 +187,10 @@ class JobRunner:
             if reserved:
                 self.queue.unreserve(origin.user_id, origin.guild_id)
         if interaction is not None:
-            text = embeds.queued_text(request, position, waiting_for_workers=self.waiting_for_workers) if (
-                headline is None
-            ) else embeds.shorten(f"{headline} ({self._place_text(position)})", CONTENT_MAX)
+            if headline is None:
+                text = embeds.queued_text(request, position, waiting_for_workers=self.waiting_for_workers)
+            else:
+                text = embeds.shorten(f"{headline} ({self._place_text(position)})", CONTENT_MAX)
             await self._announce(interaction, record, outlet, text)
         return record.id
 
