@@ -12,6 +12,9 @@ Prints a table, then as its last line one JSON object with:
 - ``throughput_ratio_2v1``: jobs per second with 2 Ray workers over 1 worker (same jobs).
 - ``recovery_s``: a worker killed mid-job (``ray.kill``) until its job runs again on the other worker;
   ``recovery_total_s``: until that job's images are back.
+- ``loop_gap_max_ms`` / ``loop_gap_p99_ms``: while the 2-worker burst runs, the longest (and 99th
+  percentile) wait of a task that wakes every 10 ms on the event loop, beyond its 10 ms: the Ray
+  workers are served by asyncio tasks on that loop, so this is what dispatch costs the bot's loop.
 Every figure is measured within this one run, on this machine.
 """
 
@@ -79,6 +82,28 @@ class TimedEngine:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
+
+
+class LoopWatch:
+    """A task waking every 10 ms on the event loop; records how late each wake-up came."""
+
+    def __init__(self) -> None:
+        self.late: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.late.append(max(time.perf_counter() - before - 0.01, 0.0))
+
+    def __enter__(self) -> LoopWatch:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def burst(queue: JobQueue, jobs: int, steps: int, first_id: int) -> float:
@@ -153,7 +178,8 @@ async def main() -> None:
         await one.close()
         two = JobQueue(engines)
         two.start()
-        burst_2 = await burst(two, args.burst, args.steps, 2000)
+        with LoopWatch() as watch:
+            burst_2 = await burst(two, args.burst, args.steps, 2000)
         restarted, total = await recovery(pool, two, max(args.steps * 4, 20))
         await two.close()
         await pool.close()
@@ -167,6 +193,8 @@ async def main() -> None:
         "throughput_ratio_2v1": burst_1 / burst_2,
         "recovery_s": restarted,
         "recovery_total_s": total,
+        "loop_gap_max_ms": max(watch.late) * 1000,
+        "loop_gap_p99_ms": statistics.quantiles(watch.late, n=100)[98] * 1000,
         "cpu_count": float(os.cpu_count() or 0),
     })
     for key, value in figures.items():

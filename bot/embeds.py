@@ -57,13 +57,28 @@ def shorten_lines(lines: Sequence[str], limit: int) -> str:
     return "\n".join(out)[:limit]
 
 
+#: What a waiting job's status says while no GPU worker is up (every worker of a cluster lost).
+WAITING_FOR_WORKERS_TEXT = "waiting for a GPU worker to come back"
+
+
 def queued_text(
-    request: GenerationRequest, position: int | None, *, restarted: bool = False, eta_s: float | None = None
+    request: GenerationRequest,
+    position: int | None,
+    *,
+    restarted: bool = False,
+    eta_s: float | None = None,
+    waiting_for_workers: bool = False,
 ) -> str:
-    """The status line of a job waiting for the GPU: its place and, once measured, when it starts."""
+    """The status line of a job waiting for the GPU: its place and, once measured, when it starts.
+
+    ``waiting_for_workers``: no worker is up (a cluster's were all lost); the place is kept and
+    the line says it waits for a worker to come back instead of promising a start time.
+    """
     head = "♻️ Back after a restart" if restarted else "⏳ Queued"
     place = queue_place(position)
-    if eta_s is not None and position not in (None, 0):
+    if waiting_for_workers:
+        place += f", {WAITING_FOR_WORKERS_TEXT}"
+    elif eta_s is not None and position not in (None, 0):
         place += f", starts in about {_duration(eta_s)}"
     return shorten(f"{head}: **{quote_prompt(request.prompt, 200)}** ({place})", CONTENT_MAX)
 

@@ -219,9 +219,10 @@ class JobRunner:
             if reserved:
                 self.queue.unreserve(origin.user_id, origin.guild_id)
         if interaction is not None:
-            text = embeds.queued_text(request, position) if headline is None else embeds.shorten(
-                f"{headline} ({embeds.queue_place(position)})", CONTENT_MAX
-            )
+            if headline is None:
+                text = embeds.queued_text(request, position, waiting_for_workers=self.waiting_for_workers)
+            else:
+                text = embeds.shorten(f"{headline} ({self._place_text(position)})", CONTENT_MAX)
             await self._announce(interaction, record, outlet, text)
         return record.id
 
@@ -364,7 +365,9 @@ class JobRunner:
             await self.storage.jobs.finish(record.id, "failed", f"source image missing: {error}")
             return
         tracked = self._tracked[record.id]
-        self._spawn(self._show(tracked, embeds.queued_text(request, position, restarted=True)))
+        self._spawn(self._show(tracked, embeds.queued_text(
+            request, position, restarted=True, waiting_for_workers=self.waiting_for_workers
+        )))
 
     async def _tell_failed(self, record: JobRecord, outlet: JobOutlet, text: str) -> None:
         """Say on a job's status message (posting one if it has none) that it failed, where Discord lets us."""
@@ -435,11 +438,12 @@ class JobRunner:
 
     # -- following -------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` as a task the runner waits for on close."""
         task = asyncio.create_task(coro)
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
+        return task
 
     def _started(self, tracked: _Tracked, job: QueuedJob) -> None:
         tracked.started = time.monotonic()
@@ -448,15 +452,30 @@ class JobRunner:
             tracked.marked_running = True
             self._spawn(self.storage.jobs.mark_running(tracked.record.id))
 
+    @property
+    def waiting_for_workers(self) -> bool:
+        """No GPU worker is up (every worker of a cluster lost): queued jobs wait for one to come back."""
+        return self.queue.workers == 0
+
+    def _place_text(self, position: int | None) -> str:
+        """A waiting job's place, and that it waits for a worker while none is up."""
+        place = embeds.queue_place(position)
+        return f"{place}, {embeds.WAITING_FOR_WORKERS_TEXT}" if self.waiting_for_workers else place
+
     def _requeued(self, tracked: _Tracked, job: QueuedJob) -> None:
         """The worker running the job was lost (a cluster node went down): say so; it waits again."""
         tracked.started = None
         tracked.marked_running = False  # its next start counts as an attempt, as it always did
         self._spawn(self.storage.jobs.mark_queued(tracked.record.id))
         position = self.queue.position(tracked.record.id)
-        place = "next up" if position in (None, 0, 1) else f"position {position} in the queue"
-        text = f"⚠️ The GPU worker running this job was lost; it starts again on another one ({place})."
-        self._spawn(self._show(tracked, text))
+        if self.waiting_for_workers:
+            text = (f"⚠️ The GPU worker running this job was lost; it is "
+                    f"{embeds.WAITING_FOR_WORKERS_TEXT} ({embeds.queue_place(position)}).")
+        else:
+            text = (f"⚠️ The GPU worker running this job was lost; it starts again on another one "
+                    f"({embeds.queue_place(position)}).")
+        # An edit like any other: the place refresh waits for it instead of racing it.
+        tracked.edit_task = self._spawn(self._show(tracked, text))
 
     def _progress(self, tracked: _Tracked, progress: Progress) -> None:
         if progress.preview_png is not None:
@@ -497,9 +516,13 @@ class JobRunner:
                 tracked = self._tracked.get(job.job_id)
                 if tracked is None or tracked.started is not None or tracked.finished:
                     continue
-                text = embeds.queued_text(tracked.request, position, eta_s=eta)
-                busy = tracked.edit_task is not None and not tracked.edit_task.done()
-                if text == tracked.last_text or busy:
+                text = embeds.queued_text(
+                    tracked.request, position, eta_s=eta, waiting_for_workers=self.waiting_for_workers
+                )
+                if text == tracked.last_text:
+                    continue
+                if tracked.edit_task is not None and not tracked.edit_task.done():
+                    self._positions_dirty = True  # another edit is on its way: this place goes next round
                     continue
                 if edits >= POSITION_EDITS_PER_ROUND:
                     self._positions_dirty = True

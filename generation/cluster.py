@@ -3,12 +3,14 @@
 The bot process keeps everything a member sees: the fair queue, the caps, SQLite. Each worker is
 a Ray actor (:class:`GpuWorker`) that loads the model once on its node and runs the batches handed
 to it. On the bot's side a :class:`RemoteEngine` stands in for a local
-:class:`~generation.engine.DiffusionEngine`: the queue's worker thread for it sends the request
-(parameters and any source image in, PNG bytes out through Ray's object store), polls the actor for
-the step it is at (and a preview, when one is due), and tells it to stop when the job is cancelled
-or timed out, so the actor stops at its next step. A worker that dies mid-job (killed, out of
-memory, node lost) raises :class:`WorkerLost`: the queue puts the job back in front of the line and
-drops the worker.
+:class:`~generation.engine.DiffusionEngine`. The queue serves it from an asyncio task, not a
+thread (:meth:`RemoteEngine.run_batch_async`): the task sends the batch (parameters and any source
+image in, PNG bytes out through Ray's object store) and awaits Ray's object references on the
+event loop, polling the actor for the step it is at (and a preview, when one is due) with
+``asyncio.sleep`` in between, and telling it to stop when the job is cancelled or timed out, so
+the actor stops at its next step. The result PNGs are decoded off the loop. A worker that dies
+mid-job (killed, out of memory, node lost) raises :class:`WorkerLost`: the queue puts the job back
+in front of the line and drops the worker.
 
 :class:`RayWorkerPool` connects, starts the workers, and keeps watching on the event loop (actor
 creation, readiness and health checks are awaited there): a worker that answers no more leaves the
@@ -123,6 +125,8 @@ class GpuWorker:
         self._lock = threading.Lock()
         #: Seconds the engine itself took for the last batch (PNG encoding not included).
         self.last_run_s = 0.0
+        #: Pipeline calls (batches) run here, the jobs and images they held: see :meth:`stats`.
+        self._stats = {"batches": 0, "jobs": 0, "images": 0}
         self.info = self._describe(name)
         log.info("worker %s ready: %s", name, self.info)
 
@@ -171,6 +175,11 @@ class GpuWorker:
         """Health check: the worker's name."""
         return self.info.name
 
+    def stats(self) -> dict[str, int]:
+        """Batches (pipeline calls) this worker started, and the jobs and images in them (the probe not counted)."""
+        with self._lock:
+            return dict(self._stats)
+
     def pid(self) -> int:
         """The actor's process id (tests and benchmarks kill it)."""
         return os.getpid()
@@ -186,6 +195,9 @@ class GpuWorker:
         state = _RunState()
         with self._lock:
             self._runs[token] = state
+            self._stats["batches"] += 1
+            self._stats["jobs"] += len(requests)
+            self._stats["images"] += sum(request.count for request in requests)
 
         def on_step(step: int, total: int, latents: Any) -> None:
             state.step, state.total, state.latents = step, total, latents
@@ -233,6 +245,20 @@ def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+def _decode(results: Sequence[Sequence[tuple[bytes, bool]]]) -> list[list[Image.Image]]:
+    """The worker's (PNG bytes, flagged) per image back into images carrying the safety flag."""
+    out: list[list[Image.Image]] = []
+    for images in results:
+        decoded: list[Image.Image] = []
+        for data, flagged in images:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            image.info[FLAGGED_INFO_KEY] = flagged
+            decoded.append(image)
+        out.append(decoded)
+    return out
 
 
 def _lost_errors() -> tuple[type[BaseException], ...]:
@@ -326,7 +352,9 @@ class RemoteEngine:
         """Run a batch on the worker, relaying its steps and previews and passing a stop on (blocking).
 
         ``on_step`` gets a list of preview PNGs (one per image) in place of latents when a preview
-        is due, else None; :meth:`preview_png` hands such a PNG through.
+        is due, else None; :meth:`preview_png` hands such a PNG through. The queue does not call
+        this (it awaits :meth:`run_batch_async` on the event loop); it serves code outside the
+        loop, such as scripts, that wants the engine interface as a plain call.
         """
         import ray
         from ray.exceptions import GetTimeoutError, RayTaskError
@@ -372,16 +400,77 @@ class RemoteEngine:
             raise
         except lost_errors as error:
             raise WorkerLost(f"worker {self.device} was lost ({type(error).__name__})") from error
-        out: list[list[Image.Image]] = []
-        for images in results:
-            decoded: list[Image.Image] = []
-            for data, flagged in images:
-                image = Image.open(io.BytesIO(data))
-                image.load()
-                image.info[FLAGGED_INFO_KEY] = flagged
-                decoded.append(image)
-            out.append(decoded)
-        return out
+        return _decode(results)
+
+    async def run_batch_async(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        *,
+        on_step: Callable[[int, int, Any], None] | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[list[Image.Image]]:
+        """:meth:`run_batch` on the event loop: what the queue's worker task for this engine awaits.
+
+        Every Ray call is awaited (object references are awaitable), never waited for with
+        ``ray.get``; between polls the task sleeps (``asyncio.sleep``), so the loop serves
+        Discord meanwhile. ``on_step`` and ``should_stop`` are called on the loop. The PNGs are
+        decoded in a thread.
+        """
+        from ray.exceptions import RayTaskError
+
+        lost_errors = _lost_errors()
+        token = uuid.uuid4().hex
+        try:
+            job = asyncio.ensure_future(_await(self.actor.run_batch.remote(token, list(requests), list(init_images))))
+        except lost_errors as error:
+            raise WorkerLost(f"worker {self.device} is gone: {type(error).__name__}") from error
+        last_step, last_preview, stop_sent = 0, time.monotonic(), False
+        try:
+            while not job.done():
+                await asyncio.wait({job}, timeout=POLL_INTERVAL_S)
+                if job.done():
+                    break
+                if should_stop is not None and not stop_sent and (reason := should_stop()) is not None:
+                    stop_sent = True
+                    with contextlib.suppress(*lost_errors):
+                        self.actor.stop.remote(token, type(reason).__name__, str(reason))
+                if on_step is None:
+                    continue
+                interval = self.preview_interval_s
+                want_preview = interval is not None and time.monotonic() - last_preview >= interval
+                try:
+                    poll = asyncio.ensure_future(_await(self.actor.poll.remote(token, want_preview)))
+                except lost_errors:
+                    continue  # the job's own reference says what happened
+                done, _ = await asyncio.wait({job, poll}, timeout=POLL_TIMEOUT_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if poll not in done or poll.exception() is not None:
+                    poll.cancel()
+                    continue  # a slow or failed poll: the job's own reference says what happened
+                step, total, previews = poll.result()
+                if previews is not None:
+                    last_preview = time.monotonic()
+                for done_step in range(last_step + 1, step + 1):  # one call per step: step times average right
+                    on_step(done_step, total, previews if done_step == step else None)
+                last_step = max(last_step, step)
+        except asyncio.CancelledError:
+            job.cancel()
+            with contextlib.suppress(*lost_errors):
+                self.actor.stop.remote(token, "JobInterrupted", "the bot is shutting down")
+            raise
+        try:
+            results = job.result()
+        except RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, JobStopped):
+                raise (should_stop() if should_stop is not None else None) or cause from None
+            if isinstance(cause, BaseException):
+                raise cause from None
+            raise
+        except lost_errors as error:
+            raise WorkerLost(f"worker {self.device} was lost ({type(error).__name__})") from error
+        return await asyncio.to_thread(_decode, results)
 
     def preview_png(self, latents: Any, max_side: int = 160) -> bytes:
         """The preview the worker rendered (``latents`` is a slice of the preview list ``on_step`` got)."""

@@ -1,10 +1,13 @@
 """The GPU job queue: fair across users, one pipeline call at a time per device, never on the loop.
 
-One worker thread per engine (device) takes the next job, runs it and hands the result back to
-the event loop with ``loop.call_soon_threadsafe``, the same shape as aiosqlite's connection
-thread. The next job is chosen fairly across users (round-robin, with a newcomer ahead of users
-who already had a turn), so a user with ten queued jobs does not delay another user's first job
-by ten: it waits for the running job only. Nothing here imports torch or discord.
+One worker thread per local engine (device) takes the next job, runs it and hands the result back
+to the event loop with ``loop.call_soon_threadsafe``, the same shape as aiosqlite's connection
+thread. A remote engine (one that computes elsewhere and has ``run_batch_async``, such as a Ray
+worker, :class:`generation.cluster.RemoteEngine`) needs no thread: its worker is an asyncio task
+that takes jobs by the same rule and awaits the remote call on the event loop. The next job is
+chosen fairly across users (round-robin, with a newcomer ahead of users who already had a turn),
+so a user with ten queued jobs does not delay another user's first job by ten: it waits for the
+running job only. Nothing here imports torch or discord.
 """
 
 from __future__ import annotations
@@ -19,11 +22,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from PIL import Image
 
-from generation.errors import JobCancelled, JobInterrupted, JobStopped, JobTimedOut, QueueFull, WorkerLost
+from generation.errors import (
+    FailureForMember,
+    JobCancelled,
+    JobInterrupted,
+    JobStopped,
+    JobTimedOut,
+    QueueFull,
+    WorkerLost,
+)
 from rules.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -58,6 +69,24 @@ class Engine(Protocol):
     def preview_png(self, latents: Any, max_side: int = 160) -> bytes: ...
 
     def release_memory(self) -> None: ...
+
+
+class AsyncEngine(Engine, Protocol):
+    """An engine that computes elsewhere: the queue awaits it on the event loop instead of giving it a thread."""
+
+    async def run_batch_async(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        *,
+        on_step: Callable[[int, int, Any], None] | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[list[Image.Image]]: ...
+
+
+def runs_on_loop(engine: Engine) -> bool:
+    """Whether the queue serves this engine from an asyncio task (it has ``run_batch_async``) rather than a thread."""
+    return callable(getattr(engine, "run_batch_async", None))
 
 
 @dataclass(frozen=True)
@@ -146,7 +175,7 @@ class QueuedJob:
 
 
 class JobQueue:
-    """Fair job queue with one worker thread per engine, batching compatible jobs."""
+    """Fair job queue, one worker per engine (a thread; an asyncio task for a remote one), batching compatible jobs."""
 
     def __init__(
         self,
@@ -195,8 +224,12 @@ class JobQueue:
         self._arrivals = 0
         self._batches: dict[int, list[QueuedJob]] = {}
         self._threads: list[threading.Thread] = []
+        #: The asyncio tasks serving remote engines (see :func:`runs_on_loop`), and how each is woken.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeups: dict[int, asyncio.Event] = {}
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         #: Seconds per denoising step per image, smoothed over recent steps (for ETAs).
         self._step_seconds: float | None = None
         #: The same per worker (a cluster's GPUs differ).
@@ -237,7 +270,7 @@ class JobQueue:
                 if known is engine:
                     del self._engines[index]
                     self._worker_step_seconds.pop(index, None)
-                    self._cond.notify_all()
+                    self._notify_locked(everyone=True)
                     break
             else:
                 return False
@@ -256,24 +289,71 @@ class JobQueue:
     # -- the event-loop side -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start one worker thread per engine (call from the event loop).
+        """Start one worker per engine (call from the event loop): a thread for a local engine, a task for a remote one.
 
-        The workers run Python between torch kernels while holding the GIL; a short switch
+        The worker threads run Python between torch kernels while holding the GIL; a short switch
         interval lets the event loop in within about a millisecond instead of the default five,
         which keeps interaction acknowledgements and heartbeats prompt while the GPU is busy.
         """
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         for index, engine in list(self._engines.items()):
             self._start_worker(index, engine)
 
+    @property
+    def worker_tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The asyncio tasks serving remote engines (one per remote engine in service)."""
+        return tuple(task for task in self._tasks if not task.done())
+
+    @property
+    def worker_threads(self) -> tuple[threading.Thread, ...]:
+        """The threads serving local engines (one per local engine in service)."""
+        return tuple(thread for thread in self._threads if thread.is_alive())
+
     def _start_worker(self, index: int, engine: Engine) -> None:
+        if runs_on_loop(engine):
+            loop = self._loop
+            if loop is None:
+                return
+            if threading.get_ident() == self._loop_thread:
+                self._start_task(index, cast(AsyncEngine, engine))
+            else:
+                loop.call_soon_threadsafe(self._start_task, index, cast(AsyncEngine, engine))
+            return
         thread = threading.Thread(
             target=self._work, args=(index, engine), name=f"gpu-worker-{index}-{engine.device}", daemon=True
         )
         thread.start()
         self._threads = [known for known in self._threads if known.is_alive()]
         self._threads.append(thread)
+
+    def _start_task(self, index: int, engine: AsyncEngine) -> None:
+        with self._cond:
+            if self._closing or index not in self._engines:
+                return
+            self._wakeups[index] = asyncio.Event()
+        task = asyncio.create_task(self._work_async(index, engine), name=f"gpu-worker-{index}-{engine.device}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _notify_locked(self, *, everyone: bool = False, skip: int | None = None) -> None:
+        """Wake the worker threads (one, or all) and every waiting worker task but ``skip`` (hold the lock)."""
+        if everyone:
+            self._cond.notify_all()
+        else:
+            self._cond.notify()
+        loop = self._loop
+        if not self._wakeups or loop is None or loop.is_closed():
+            return
+        events = [event for index, event in self._wakeups.items() if index != skip]
+        if threading.get_ident() == self._loop_thread:
+            for event in events:
+                event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                for event in events:
+                    loop.call_soon_threadsafe(event.set)
 
     def hold(self, seconds: float) -> None:
         """Let the event loop go first for a moment: no job starts, and running ones pause between steps.
@@ -289,7 +369,7 @@ class JobQueue:
         """End a :meth:`hold` now."""
         with self._cond:
             self._hold_until = 0.0
-            self._cond.notify_all()
+            self._notify_locked(everyone=True)
 
     def _wait_for_hold_locked(self) -> None:
         while not self._closing and (left := self._hold_until - time.monotonic()) > 0:
@@ -373,7 +453,7 @@ class JobQueue:
                 self._arrivals += 1
                 self._arrival[job.user_id] = self._arrivals
             self._pending.setdefault(job.user_id, collections.deque()).append(job)
-            self._cond.notify()
+            self._notify_locked()
         return job.future
 
     def order(self) -> list[QueuedJob]:
@@ -437,8 +517,9 @@ class JobQueue:
                 for job in self._running.values():
                     ahead += job.remaining_image_steps(per_step)
             places: list[tuple[QueuedJob, int, float | None]] = []
+            workers = len(self._engines)
             for index, job in enumerate(self._order_locked()):
-                eta = None if per_step is None else ahead * per_step / self.workers
+                eta = None if per_step is None or workers == 0 else ahead * per_step / workers
                 places.append((job, index + 1, eta))
                 ahead += job.image_steps()
         return places
@@ -544,12 +625,15 @@ class JobQueue:
                 job._stop = JobInterrupted("the bot is shutting down")
             pending = [job for jobs in self._pending.values() for job in jobs]
             self._pending.clear()
-            self._cond.notify_all()
+            self._notify_locked(everyone=True)
         for job in pending:
             self._resolve(job, exception=JobInterrupted("the bot is shutting down"))
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
         self._threads.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
     # -- the worker side -----------------------------------------------------------------------
 
@@ -572,30 +656,66 @@ class JobQueue:
                     first = self._choose_locked(index)
                     if first is not None:
                         break
-                    self._cond.notify_all()  # a free worker with the model loaded takes it
+                    self._notify_locked(everyone=True, skip=index)  # a free worker with the model loaded takes it
                     self._cond.wait()
             finally:
                 self._idle.discard(index)
-            self._remove_pending(first)
-            batch = [first]
-            images = first.request.count
-            plain = first.work is None and first.init_image is None and not first.request.solo
-            if plain and first.request.kind == "txt2img":
-                key = first.request.batch_key()
-                for candidate in self._order_locked():
-                    if images + candidate.request.count > self.max_batch_images or candidate.model != first.model:
-                        continue
-                    if (candidate.work is None and candidate.request.kind == "txt2img" and not candidate.request.solo
-                            and candidate.request.batch_key() == key):
-                        self._remove_pending(candidate)
-                        batch.append(candidate)
-                        images += candidate.request.count
-            for job in batch:
-                self._running[job.job_id] = job
-                self._batches[job.job_id] = batch
-                self._served[job.user_id] = self._served.get(job.user_id, 0) + 1
-                self._guild_served[job.guild_id] = self._guild_served.get(job.guild_id, 0) + 1
-            return batch
+            return self._start_batch_locked(first)
+
+    async def _take_async(self, index: int) -> list[QueuedJob]:
+        """:meth:`_take` for a worker task: the same choice and batching, waiting on the event loop.
+
+        The task's event is set whenever the threads' condition is notified (a job arrives, a
+        hold ends, a worker leaves, the queue closes), so a wake-up is never missed: it is
+        cleared before each look at the queue.
+        """
+        wake = self._wakeups[index]
+        try:
+            while True:
+                wake.clear()
+                timeout: float | None = None
+                with self._cond:
+                    if self._closing or index not in self._engines:
+                        return []
+                    self._idle.add(index)
+                    hold_left = self._hold_until - time.monotonic()
+                    if self._pending and hold_left > 0:
+                        timeout = hold_left
+                    elif self._pending:
+                        first = self._choose_locked(index)
+                        if first is not None:
+                            self._idle.discard(index)
+                            return self._start_batch_locked(first)
+                        self._notify_locked(everyone=True, skip=index)  # a free worker with the model takes it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout)
+                await asyncio.sleep(0)  # never spin without letting the loop run
+        finally:
+            with self._cond:
+                self._idle.discard(index)
+
+    def _start_batch_locked(self, first: QueuedJob) -> list[QueuedJob]:
+        """Take ``first`` and the compatible jobs that fit with it in one pipeline call; mark them running."""
+        self._remove_pending(first)
+        batch = [first]
+        images = first.request.count
+        plain = first.work is None and first.init_image is None and not first.request.solo
+        if plain and first.request.kind == "txt2img":
+            key = first.request.batch_key()
+            for candidate in self._order_locked():
+                if images + candidate.request.count > self.max_batch_images or candidate.model != first.model:
+                    continue
+                if (candidate.work is None and candidate.request.kind == "txt2img" and not candidate.request.solo
+                        and candidate.request.batch_key() == key):
+                    self._remove_pending(candidate)
+                    batch.append(candidate)
+                    images += candidate.request.count
+        for job in batch:
+            self._running[job.job_id] = job
+            self._batches[job.job_id] = batch
+            self._served[job.user_id] = self._served.get(job.user_id, 0) + 1
+            self._guild_served[job.guild_id] = self._guild_served.get(job.guild_id, 0) + 1
+        return batch
 
     def _has_model(self, index: int, model: str | None) -> bool:
         """Whether a worker has this model loaded (an engine that does not say serves any)."""
@@ -644,7 +764,7 @@ class JobQueue:
                 self._arrival[job.user_id] = min(self._arrival.values(), default=1) - 1
             self._pending.setdefault(job.user_id, collections.deque()).appendleft(job)
             self._call_on_loop(job.on_requeue, job)
-        self._cond.notify_all()
+        self._notify_locked(everyone=True)
 
     def _remove_pending(self, job: QueuedJob) -> None:
         jobs = self._pending[job.user_id]
@@ -665,20 +785,91 @@ class JobQueue:
             try:
                 lost = not self._run(index, engine, batch)
             finally:
-                with self._cond:
-                    for job in batch:
-                        self._running.pop(job.job_id, None)
-                        self._batches.pop(job.job_id, None)
-                    if not self._pending and not self._running:
-                        self._served.clear()  # the busy period is over
-                        self._guild_served.clear()
-                self._changed()
+                self._batch_over(batch)
             if lost:
                 self.remove_engine(engine)
                 return
 
+    async def _work_async(self, index: int, engine: AsyncEngine) -> None:
+        """A remote engine's worker: :meth:`_work` as an asyncio task, awaiting the engine on the loop."""
+        try:
+            while True:
+                batch = await self._take_async(index)
+                if not batch:
+                    return
+                lost = False
+                try:
+                    lost = not await self._run_async(index, engine, batch)
+                finally:
+                    self._batch_over(batch)
+                if lost:
+                    self.remove_engine(engine)
+                    return
+        finally:
+            with self._cond:
+                self._wakeups.pop(index, None)
+
+    def _batch_over(self, batch: list[QueuedJob]) -> None:
+        with self._cond:
+            for job in batch:
+                self._running.pop(job.job_id, None)
+                self._batches.pop(job.job_id, None)
+            if not self._pending and not self._running:
+                self._served.clear()  # the busy period is over
+                self._guild_served.clear()
+        self._changed()
+
     def _run(self, index: int, engine: Engine, batch: list[QueuedJob]) -> bool:
         """Run a batch on this worker's engine and settle its jobs; False if the worker was lost."""
+        on_step, should_stop = self._begin(index, engine, batch, pause_for_holds=True)
+        try:
+            if batch[0].work is not None:
+                work_results = self._run_work(index, engine, batch[0], should_stop)
+                if work_results is None:
+                    return True  # it yielded: back in its member's line
+                results = work_results
+            else:
+                results = engine.run_batch(
+                    [job.request for job in batch],
+                    [job.init_image for job in batch],
+                    on_step=on_step,
+                    should_stop=should_stop,
+                )
+        except BaseException as error:  # any pipeline fault fails these jobs only
+            return self._failed(index, engine, batch, error)
+        self._succeeded(batch, results)
+        return True
+
+    async def _run_async(self, index: int, engine: AsyncEngine, batch: list[QueuedJob]) -> bool:
+        """:meth:`_run` for a remote engine, awaited on the event loop.
+
+        Holds do not pause a remote batch between steps: it does not compete with the event loop
+        for this process's GIL (it only waits before the batch starts, as every worker does).
+        """
+        on_step, should_stop = self._begin(index, engine, batch, pause_for_holds=False)
+        if batch[0].work is not None:  # named work (training) needs the weights in this process
+            error = FailureForMember("Training runs on the bot's own GPU only, and this worker is a remote one.")
+            return self._failed(index, engine, batch, error)
+        try:
+            results = await engine.run_batch_async(
+                [job.request for job in batch],
+                [job.init_image for job in batch],
+                on_step=on_step,
+                should_stop=should_stop,
+            )
+        except asyncio.CancelledError:  # the loop is going away: the rows stay queued for the next start
+            for job in batch:
+                self._resolve(job, exception=JobInterrupted("the bot is shutting down"))
+            raise
+        except Exception as error:  # any pipeline fault fails these jobs only
+            return self._failed(index, engine, batch, error)
+        self._succeeded(batch, results)
+        return True
+
+    def _begin(
+        self, index: int, engine: Engine, batch: list[QueuedJob], *, pause_for_holds: bool
+    ) -> tuple[Callable[[int, int, Any], None], Callable[[], JobStopped | None]]:
+        """Mark the batch started on this worker; the step and stop callbacks for its engine."""
         started = time.monotonic()
         for job in batch:
             job.started_at = started
@@ -693,7 +884,7 @@ class JobQueue:
 
         def on_step(step: int, total: int, latents: Any) -> None:
             nonlocal last_step
-            if self._hold_until > time.monotonic():
+            if pause_for_holds and self._hold_until > time.monotonic():
                 with self._cond:
                     self._wait_for_hold_locked()
                 last_step = time.monotonic()  # the pause is not step time
@@ -706,42 +897,27 @@ class JobQueue:
             reasons = [job.stop_reason() for job in batch]
             return reasons[0] if all(reason is not None for reason in reasons) else None
 
-        try:
-            if batch[0].work is not None:
-                results = self._run_work(index, engine, batch[0], should_stop)
-                if results is None:
-                    return True
-            else:
-                results = engine.run_batch(
-                    [job.request for job in batch],
-                    [job.init_image for job in batch],
-                    on_step=on_step,
-                    should_stop=should_stop,
-                )
-        except WorkerLost as lost:
+        return on_step, should_stop
+
+    def _failed(self, index: int, engine: Engine, batch: list[QueuedJob], error: BaseException) -> bool:
+        """Settle a batch whose engine raised; False if the worker was lost (its jobs are back in the queue)."""
+        if isinstance(error, WorkerLost):
             log.warning("worker %d (%s) lost running job(s) %s: %s", index, engine.device,
-                        [job.job_id for job in batch], lost)
+                        [job.job_id for job in batch], error)
             with self._cond:
-                self._requeue_locked(batch, lost)
+                self._requeue_locked(batch, error)
             return False
-        except JobStopped as stopped:
+        if isinstance(error, JobStopped):
             for job in batch:
-                self._resolve(job, exception=job.stop_reason() or stopped)
-        except BaseException as error:  # any pipeline fault fails these jobs only
-            log.exception("job(s) %s failed on %s", [job.job_id for job in batch], engine.device)
-            try:
-                engine.release_memory()
-            except Exception:
-                log.exception("releasing GPU memory failed")
-            for job in batch:
-                self._resolve(job, exception=error)
-        else:
-            for job, images in zip(batch, results, strict=True):
-                stop = job.stop_reason()
-                if stop is not None:
-                    self._resolve(job, exception=stop)
-                else:
-                    self._resolve(job, result=images)
+                self._resolve(job, exception=job.stop_reason() or error)
+            return True
+        log.error("job(s) %s failed on %s", [job.job_id for job in batch], engine.device, exc_info=error)
+        try:
+            engine.release_memory()
+        except Exception:
+            log.exception("releasing GPU memory failed")
+        for job in batch:
+            self._resolve(job, exception=error)
         return True
 
     def _run_work(
@@ -780,6 +956,14 @@ class JobQueue:
             self._cond.notify_all()
         log.debug("job %s yielded after turn %d on worker %d", job.job_id, job.turns, index)
         return None
+
+    def _succeeded(self, batch: list[QueuedJob], results: list[list[Image.Image]]) -> None:
+        for job, images in zip(batch, results, strict=True):
+            stop = job.stop_reason()
+            if stop is not None:
+                self._resolve(job, exception=stop)
+            else:
+                self._resolve(job, result=images)
 
     def _measure(self, index: int, seconds: float, images: int) -> None:
         per_image = seconds / max(images, 1)

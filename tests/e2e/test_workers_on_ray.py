@@ -2,20 +2,24 @@
 
 One local Ray instance serves the module; its workers are CPU-only actors (``num_gpus = 0``) with
 the tiny model, started once and shared by the tests in the order below (the third-worker test
-adds one, the kill test removes one). Long jobs are 128x128 with 100 steps (minutes on this
-machine's CPU), so a job that must still be running when the test acts on it is.
+adds one, the kill test removes one, the lost-cluster test kills both and the pool starts two
+new ones). Long jobs are 128x128 with 100 steps (minutes on this machine's CPU), so a job that
+must still be running when the test acts on it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from generation.queue import JobQueue
@@ -58,12 +62,12 @@ def pool(ray_instance: None, tiny_model_dir: Path) -> Iterator[RayWorkerPool]:
     asyncio.run(workers.close())
 
 
-@pytest.fixture
-async def cluster_bot(
-    emulator: DiscordEmulator, pool: RayWorkerPool, tmp_path: Path
+@contextlib.asynccontextmanager
+async def bot_on_pool(
+    emulator: DiscordEmulator, pool: RayWorkerPool, tmp_path: Path, **queue: Any
 ) -> AsyncIterator[RunningBot]:
     """The bot with the pool's workers as its queue's engines (and the pool watching them)."""
-    settings = settings_for(emulator, tmp_path, queue={"max_pending_per_user": 3})
+    settings = settings_for(emulator, tmp_path, queue={"max_pending_per_user": 3, **queue})
     bot = await start_bot(emulator, None, settings, engines_extra=pool.engines)
     pool.attach(bot.queue)
     try:
@@ -71,6 +75,15 @@ async def cluster_bot(
     finally:
         await pool.detach()
         await bot.stop()
+
+
+@pytest.fixture
+async def cluster_bot(
+    emulator: DiscordEmulator, pool: RayWorkerPool, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    """The bot on the pool's workers, the queue's caps at 3 per member."""
+    async with bot_on_pool(emulator, pool, tmp_path) as bot:
+        yield bot
 
 
 def results(emu: DiscordEmulator) -> list[EmuMessage]:
@@ -163,6 +176,116 @@ async def test_cancelling_a_job_running_on_a_worker_stops_it_there(
     assert results(emulator) == []
 
 
+async def test_ray_jobs_are_awaited_on_the_event_loop_which_stays_free(
+    emulator: DiscordEmulator, cluster_bot: RunningBot, pool: RayWorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = cluster_bot.queue
+    # The remote workers are served by asyncio tasks on this loop, not by threads.
+    assert queue.worker_threads == ()
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("gpu-worker-")]
+    tasks = sorted(task.get_name() for task in asyncio.all_tasks() if task.get_name().startswith("gpu-worker-"))
+    assert len(tasks) == queue.workers == 2
+    assert sorted(task.get_name() for task in queue.worker_tasks) == tasks
+    assert {name.split("-", 3)[3] for name in tasks} == {engine.device for engine in pool.engines}
+
+    # No blocking Ray call (ray.get / ray.wait) on the loop's thread while a job runs and reports steps.
+    loop_thread = threading.get_ident()
+    blocking_on_loop: list[str] = []
+
+    def spy(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == loop_thread:
+                blocking_on_loop.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(ray, "get", spy("ray.get", ray.get))
+    monkeypatch.setattr(ray, "wait", spy("ray.wait", ray.wait))
+
+    # A heartbeat on the loop: how long it ever waited for its turn while the job ran.
+    ticks, max_gap, beating = 0, 0.0, True
+
+    async def heartbeat() -> None:
+        nonlocal ticks, max_gap
+        last = time.monotonic()
+        for _ in range(100_000):  # bounded; stopped long before by the flag
+            if not beating:
+                return
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            max_gap, last, ticks = max(max_gap, now - last), now, ticks + 1
+
+    alice = emulator.add_member("alice")
+    status = await start(emulator, alice, "while the loop beats", steps=20, width=128, height=128)
+    await running_on(emulator, queue, 1)
+    beat = asyncio.create_task(heartbeat())
+    started = time.monotonic()
+    try:
+        await emulator.wait_for(lambda: "step " in status.content, timeout=60)  # steps were polled and relayed
+        await emulator.wait_for(lambda: len(results(emulator)) == 1, timeout=120)
+    finally:
+        beating = False
+        await asyncio.wait_for(beat, 10)
+    job_s = time.monotonic() - started
+    assert len(results_for(emulator, 1)) == 1
+    # The evidence that counts: not one blocking Ray call was made on the loop's thread.
+    assert blocking_on_loop == []
+    # The heartbeat kept its turn while the job ran. Relative to the job's own length (seconds on
+    # this CPU): waiting for the job on the loop would show as one gap about that long, while a
+    # loaded machine delays a turn by a fraction of a second at worst.
+    assert ticks >= 10
+    assert max_gap < job_s / 3, f"the event loop stalled {max_gap:.2f} s during a {job_s:.1f} s job"
+
+
+async def test_compatible_jobs_run_as_one_batch_on_one_worker_and_equal_their_solo_runs(
+    emulator: DiscordEmulator, pool: RayWorkerPool, tmp_path: Path
+) -> None:
+    async def stats() -> dict[str, dict[str, int]]:
+        return {engine.device: await engine.actor.stats.remote() for engine in pool.engines}
+
+    def delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        changed = {device: {key: after[device][key] - before[device][key] for key in after[device]}
+                   for device in after}
+        return {device: counts for device, counts in changed.items() if any(counts.values())}
+
+    async with bot_on_pool(emulator, pool, tmp_path, max_batch_images=4) as bot:
+        queue = bot.queue
+        users = [emulator.add_member(f"b{i}") for i in range(5)]
+        blockers = [await start(emulator, users[i], f"blocker {i}", **LONG) for i in range(2)]
+        await emulator.wait_for(lambda: len(queue.running()) == 2, timeout=60)
+        before = await stats()
+        for index in range(3):
+            await start(emulator, users[2 + index], f"batched {index}", seed=100 + index, count=1)
+        assert queue.pending_count() == 3
+        # The first worker to come free takes all three compatible jobs at once.
+        await emulator.click_button(blockers[0].id, "job:cancel:1", user_id=users[0])
+        await emulator.wait_for(lambda: len(results(emulator)) == 3, timeout=120)
+        batched = delta(before, await stats())
+        assert list(batched.values()) == [{"batches": 1, "jobs": 3, "images": 3}], batched
+        await emulator.click_button(blockers[1].id, "job:cancel:2", user_id=users[1])
+        await emulator.wait_for(lambda: queue.running() == [], timeout=30)
+
+        # The same requests, one at a time: each runs alone.
+        before = await stats()
+        for index in range(3):
+            await start(emulator, users[2 + index], f"batched {index}", seed=100 + index, count=1)
+            await emulator.wait_for(lambda index=index: len(results(emulator)) == 4 + index, timeout=120)
+        alone = delta(before, await stats())
+        assert sum(counts["batches"] for counts in alone.values()) == 3
+        assert sum(counts["jobs"] for counts in alone.values()) == 3
+
+        for index in range(3):
+            [in_batch] = results_for(emulator, 3 + index)
+            [solo] = results_for(emulator, 6 + index)
+            batch_pixels = np.asarray(in_batch.attachments[0].image().convert("RGB"), dtype=np.int16)
+            solo_pixels = np.asarray(solo.attachments[0].image().convert("RGB"), dtype=np.int16)
+            assert batch_pixels.shape == solo_pixels.shape == (64, 64, 3)
+            # Bit-equal on this CPU backend; 1 level of tolerance for other backends.
+            assert np.abs(batch_pixels - solo_pixels).max() <= 1
+        assert [row[1] for row in job_rows(tmp_path / "bot.sqlite3")] == ["cancelled"] * 2 + ["done"] * 6
+
+
 async def test_a_worker_added_while_jobs_wait_takes_some(
     emulator: DiscordEmulator, cluster_bot: RunningBot, pool: RayWorkerPool, tmp_path: Path
 ) -> None:
@@ -232,3 +355,54 @@ def test_an_unreachable_cluster_at_start_is_one_line_and_exit_2(
     assert [line for line in lines if line.startswith("cluster error")] == [lines[-1]]
     assert time.monotonic() - started < 120
     assert not (tmp_path / "bot.sqlite3").exists()  # it stopped before opening anything
+
+
+async def test_losing_every_worker_waits_for_workers_and_loses_no_job(
+    emulator: DiscordEmulator, cluster_bot: RunningBot, pool: RayWorkerPool, tmp_path: Path
+) -> None:
+    queue = cluster_bot.queue
+    assert queue.workers == 2
+    users = [emulator.add_member(f"l{i}") for i in range(4)]
+    runners = [await start(emulator, users[i], f"runner {i}", steps=20, width=128, height=128) for i in range(2)]
+    await emulator.wait_for(lambda: len(queue.running()) == 2, timeout=60)
+    for status in runners:
+        await emulator.wait_for(lambda status=status: "step " in status.content, timeout=60)  # computing
+    waiting = [await start(emulator, users[2 + i], f"waiting {i}", steps=2) for i in range(2)]
+    assert queue.pending_count() == 2
+
+    # The cluster goes: the pool stops watching (nothing restarts workers until it watches again)
+    # and every worker dies.
+    await pool.detach()
+    for engine in pool.engines:
+        ray.kill(engine.actor)
+    await emulator.wait_for(lambda: queue.workers == 0, timeout=60)
+    assert queue.running() == [] and queue.pending_count() == 4
+    # The lost jobs went back to the front; the waiting ones kept their places after them.
+    order = [job.job_id for job in queue.order()]
+    assert sorted(order[:2]) == [1, 2] and order[2:] == [3, 4]
+
+    statuses = runners + waiting
+    await emulator.wait_for(
+        lambda: all("waiting for a GPU worker to come back" in status.content for status in statuses), timeout=30
+    )
+    places = {job_id: place for place, job_id in enumerate(order, start=1)}
+    for job_id, status in enumerate(statuses, start=1):
+        where = "next up" if places[job_id] == 1 else f"position {places[job_id]} in the queue"
+        assert f"({where}, waiting for a GPU worker to come back)" in status.content, status.content
+    asked = await emulator.send_slash_command("queue", {}, user_id=users[2])
+    view = await emulator.wait_for(lambda: asked.original, timeout=20)
+    assert "No GPU worker is up right now" in view.content
+    assert "position 3, waiting for a GPU worker to come back" in view.content
+    assert results(emulator) == []
+    assert [row[1] for row in job_rows(tmp_path / "bot.sqlite3")] == ["queued"] * 4
+
+    # The cluster is back: the pool drops the dead workers, starts two new ones and hands them to the queue.
+    await pool.check()
+    pool.attach(queue)
+    await emulator.wait_for(lambda: len(results(emulator)) == 4, timeout=480)  # two workers load the model first
+    await asyncio.sleep(1.0)
+    assert [len(results_for(emulator, job_id)) for job_id in (1, 2, 3, 4)] == [1, 1, 1, 1]
+    assert all("Done" in status.content for status in statuses)
+    # The lost runners started twice (the attempt on the dead worker counts), the others once; all done.
+    assert job_rows(tmp_path / "bot.sqlite3") == [(1, "done", 2), (2, "done", 2), (3, "done", 1), (4, "done", 1)]
+    assert queue.workers == 2 and len(queue.worker_tasks) == 2

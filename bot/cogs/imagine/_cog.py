@@ -217,6 +217,9 @@ class Imagine(commands.Cog):
         queue = self.services.queue
         waiting, running = queue.pending_count(), len(queue.running())
         lines = [f"The queue has {waiting} job(s) waiting and {running} running."]
+        no_workers = self.services.runner.waiting_for_workers
+        if no_workers:
+            lines.append("No GPU worker is up right now: jobs keep their places and start when one comes back.")
         mine = sorted(self.services.runner.jobs_of(interaction.user.id), key=lambda job: (job[2] is None, job[2] or 0))
         if not mine:
             lines.append("You have no jobs in it.")
@@ -225,6 +228,8 @@ class Imagine(commands.Cog):
                 where = "running now"
             elif position is None:
                 where = "finishing"
+            elif no_workers:
+                where = f"position {position}, {embeds.WAITING_FOR_WORKERS_TEXT}"
             else:
                 eta = queue.estimate_wait_s(job_id)
                 where = f"position {position}" + (f", starts in about {round(eta)} s" if eta is not None else "")

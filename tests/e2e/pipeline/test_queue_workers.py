@@ -67,6 +67,36 @@ class Worker:
         self.engine.release_memory()
 
 
+class RemoteWorker(Worker):
+    """The worker seen as a remote engine is: it has ``run_batch_async``, so the queue serves it from a task.
+
+    The computing happens off the loop (in a thread here, on a Ray actor for
+    :class:`generation.cluster.RemoteEngine`); steps are relayed to the loop, as the remote
+    engine's polls are.
+    """
+
+    def __init__(self, engine: Any, name: str, **options: Any) -> None:
+        super().__init__(engine, name, **options)
+        self.batches: list[int] = []
+
+    async def run_batch_async(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        *,
+        on_step: Callable[[int, int, Any], None] | None = None,
+        should_stop: Callable[[], JobStopped | None] | None = None,
+    ) -> list[list[Image.Image]]:
+        loop = asyncio.get_running_loop()
+
+        def relay(step: int, total: int, latents: Any) -> None:
+            if on_step is not None:
+                loop.call_soon_threadsafe(on_step, step, total, latents)
+
+        self.batches.append(len(requests))
+        return await asyncio.to_thread(self.run_batch, requests, init_images, on_step=relay, should_stop=should_stop)
+
+
 async def bounded(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
     deadline = time.monotonic() + limit_s
     while not predicate():
@@ -177,3 +207,37 @@ def test_a_queue_needs_a_worker_unless_told_they_come_later(engine: Any) -> None
     with pytest.raises(ValueError):
         JobQueue([])
     assert JobQueue([], allow_no_workers=True).workers == 0
+
+
+async def test_a_remote_worker_is_a_task_and_its_lost_job_waits_for_the_next_one(engine: Any) -> None:
+    doomed = RemoteWorker(engine, "doomed", lose_after_step=2)
+    queue = JobQueue([doomed])
+    requeued: list[int] = []
+    queue.start()
+    assert queue.worker_threads == () and [task.get_name() for task in queue.worker_tasks] == ["gpu-worker-0-doomed"]
+    job = QueuedJob(job_id=1, user_id=1, request=REQUEST.replace(seed=7), on_requeue=lambda j: requeued.append(1))
+    future = queue.submit(job)
+    queue.submit(QueuedJob(job_id=2, user_id=2, request=REQUEST.replace(seed=8)))
+    await bounded(lambda: queue.workers == 0 and bool(requeued))
+    assert queue.worker_tasks == () and queue.pending_count() == 2 and not future.done()
+    # Steps were measured before the loss; with no worker no start time is promised (and nothing divides by 0).
+    assert [(job.job_id, place, eta) for job, place, eta in queue.waiting_places()] == [(1, 1, None), (2, 2, None)]
+
+    healthy = RemoteWorker(engine, "healthy")
+    queue.add_engine(healthy)
+    assert len(await asyncio.wait_for(future, 60)) == 1
+    await queue.close()
+    assert doomed.ran == [7] and healthy.ran == [7, 8] and queue.worker_tasks == ()
+
+
+async def test_a_remote_worker_batches_compatible_jobs_like_a_thread_does(engine: Any) -> None:
+    worker = RemoteWorker(engine, "remote")
+    queue = JobQueue([worker], max_batch_images=4)
+    queue.start()
+    queue.hold(30)  # nothing starts until all three are queued
+    futures = [queue.submit(QueuedJob(job_id=i, user_id=i, request=REQUEST.replace(seed=i))) for i in (1, 2, 3)]
+    queue.release()
+    results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+    await queue.close()
+    assert worker.batches == [3] and sorted(worker.ran) == [1, 2, 3]
+    assert [len(images) for images in results] == [1, 1, 1]
