@@ -138,23 +138,30 @@ def detect_family(source: str) -> tuple[str, int]:
     return family, NATIVE_SIZES[family]
 
 
-def _failure(spec: ModelSpec, error: BaseException, key: str) -> str:
-    """One line for the operator: which model (its config ``key``) failed to load, why, and what to do."""
+def _failure(spec: ModelSpec, error: BaseException, key: str) -> ModelLoadError:
+    """The error for a model that failed to load: one line for the operator (its config ``key``, why, what
+    to do), and a short reason a member may read."""
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     source = spec.source
     path = Path(source).expanduser()
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     if path.exists():
         hint = "it is not a diffusers folder or .safetensors/.ckpt checkpoint this bot can load"
+        reason = "its files are damaged or not a model this bot can load"
     elif "/" in source and not source.startswith((".", "/", "~")):
         hint = (
             "it was not found on the model hub nor in the local cache"
             + (" (HF_HUB_OFFLINE is set)" if offline else " (no network, or a wrong id)")
             + "; check the id, or download it once with network access, or point id at a local folder"
         )
+        reason = "its files are not downloaded"
     else:
         hint = "no such file or folder; check the path, or use a hub id like owner/name"
-    return f"{key}: {source!r} could not be loaded: {hint} ({type(error).__name__}: {first})"
+        reason = "its files are missing"
+    return ModelLoadError(
+        f"{key}: {source!r} could not be loaded: {hint} ({type(error).__name__}: {first})",
+        model=spec.name, reason=reason,
+    )
 
 
 def read_text2image(spec: ModelSpec, dtype: torch.dtype, *, key: str = "model.id") -> Any:
@@ -178,7 +185,7 @@ def read_text2image(spec: ModelSpec, dtype: torch.dtype, *, key: str = "model.id
             source = str(path) if path.exists() else spec.source
             pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
     except Exception as error:
-        raise ModelLoadError(_failure(spec, error, key)) from error
+        raise _failure(spec, error, key) from error
     if family_of(pipe) == "SDXL" and dtype == torch.float16 and not spec.vae:
         # SDXL's VAE produces NaNs (black images) in float16: decode in float32 instead.
         pipe.vae.register_to_config(force_upcast=True)
@@ -252,7 +259,8 @@ class ModelManager:
         spec = self.specs.get(name)
         if spec is None:
             known = ", ".join(self.specs)
-            raise ModelLoadError(f"model {name!r} is not configured on this worker (known: {known})")
+            raise ModelLoadError(f"model {name!r} is not configured on this worker (known: {known})",
+                                 model=name, reason="it is not configured on the GPU worker that took the job")
         return self._load(spec)
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
@@ -275,7 +283,8 @@ class ModelManager:
             message = (f"model.device: model {spec.name!r} could not be moved to {self.device!r} ({first}); "
                        "check [model] device and dtype")
             self.errors[spec.name] = message
-            raise ModelLoadError(message) from error
+            reason = "it does not fit on the GPU next to the others"
+            raise ModelLoadError(message, model=spec.name, reason=reason) from error
         checker = getattr(pipe, "safety_checker", None)
         feature_extractor = getattr(pipe, "feature_extractor", None)
         if checker is not None:
@@ -326,9 +335,7 @@ class ModelManager:
         out = []
         for name, spec in self.specs.items():
             if name not in self._detected:
-                detected = detect_family(spec.source)
-                if detected[0]:
-                    self._detected[name] = detected
+                self._detected[name] = detect_family(spec.source)
             family, native = self._detected.get(name, ("", 0))
             out.append(ModelState(
                 name=name, family=family, native_size=native, loaded=name in self._loaded, device=self.device,
