@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict, cast
 
 from rules.models import MODEL_NAME_RE
-from rules.request import SEED_MAX, RequestError, canonical_scheduler, scheduler_error
+from rules.request import SCHEDULERS, SEED_MAX, RequestError, canonical_scheduler
 
 #: The widest aspect ratio accepted, either way round (4:1 or 1:4).
 MAX_ASPECT: Final = 4.0
@@ -148,8 +148,8 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None, models: Co
             raise FlagError("sampler", f"`--sampler` needs a sampler's name, like `{_EXAMPLES['sampler']}`.")
         sampler = canonical_scheduler(typed)
         if sampler is None:
-            error = scheduler_error("sampler", typed)
-            raise FlagError("sampler", str(error))
+            listing = ", ".join(SCHEDULERS)
+            raise FlagError("sampler", f"`--sampler {typed}` is not a sampler I know. Samplers: {listing}.")
         return sampler
     if flag == "no":
         negative = raw.strip().strip(",").strip()

@@ -85,10 +85,8 @@ def canonical_scheduler(text: str) -> str | None:
 
 
 def scheduler_error(field_name: str, given: str) -> RequestError:
-    """The message for a scheduler name that is not known: it lists the known ones."""
-    return RequestError(
-        field_name, f"`{given}` is not a sampler I know. Samplers: {', '.join(SCHEDULERS)}."
-    )
+    """The error for a scheduler name that is not known: it names the field and lists the known names."""
+    return RequestError(field_name, f"`{field_name}` must be one of {', '.join(SCHEDULERS)}; you gave {given!r}.")
 
 
 class RequestError(ValueError):
@@ -264,7 +262,7 @@ def validate(
     if scheduler is not None:
         scheduler = canonical_scheduler(scheduler)
         if scheduler is None:
-            raise scheduler_error("sampler", str(request.scheduler))
+            raise scheduler_error("scheduler", str(request.scheduler))
     max_pixels = limits.max_upscaled_pixels if request.kind == "upscale" else limits.max_pixels
     max_size = max(limits.max_size, 2 * limits.max_size if request.kind == "upscale" else 0)
     for name in ("width", "height"):

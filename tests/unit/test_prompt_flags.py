@@ -87,7 +87,8 @@ def test_mistakes_raise_flag_error_naming_the_flag(text: str, flag: str, fragmen
 
 
 def test_unknown_flag_lists_valid_ones() -> None:
-    with pytest.raises(FlagError, match=r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--no`"):
+    listed = r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--model`, `--sampler`, `--no`"
+    with pytest.raises(FlagError, match=listed):
         parse_prompt("cat --quality 2")
 
 
