@@ -24,7 +24,7 @@ from storage import Storage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic", "bot.cogs.admin", "bot.cogs.models")
 
 
 class ArtBot(commands.Bot):
@@ -61,19 +61,21 @@ class ArtBot(commands.Bot):
             self, storage, queue, model, limits=settings.generation, safety=settings.safety,
             servers=self.servers, progress_interval_s=settings.discord.progress_interval_s,
         )
+        self.runner.default_model = settings.model.model_name
+        self.runner.model_titles = {spec.name: spec.title for spec in settings.model_specs() if spec.display_name}
         #: What the cogs get from the bot.
         self.services = Services(
             settings=settings, storage=storage, queue=queue, runner=self.runner, model=model,
             engines=tuple(engine for engine in queue.engines if isinstance(engine, ConfigurableEngine)),
-            servers=self.servers, known_models=self.known_models,
+            servers=self.servers,
         )
         use_endpoints(self, settings.discord.api_base, settings.discord.gateway_url)
         #: Running globally: clear guild commands left from a run with ``guild_ids``, once connected.
         self._clear_guild_commands = False
 
     def known_models(self) -> tuple[str, ...]:
-        """The names of the models requests (and a server's default) may name: today the one loaded."""
-        return (self.model.model_name,)
+        """The names of the models requests (and a server's default) may name, the default first."""
+        return tuple(spec.name for spec in self.settings.model_specs())
 
     async def setup_hook(self) -> None:
         """Load the servers' settings and the cogs, sync the commands, start the GPU workers, re-queue jobs."""

@@ -35,7 +35,15 @@ from bot.result_files import ResultUpload, encode_png_all, result_upload, withhe
 from bot.views import cancel_view
 from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
-from generation.errors import FailureForMember, JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
+from generation.errors import (
+    FailureForMember,
+    JobCancelled,
+    JobInterrupted,
+    JobTimedOut,
+    ModelLoadError,
+    QueueFull,
+    WorkerLost,
+)
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
@@ -132,6 +140,17 @@ class JobRunner:
         self.on_result: list[Callable[[JobRecord, int], Awaitable[None]]] = []
         #: The buttons on results, set by the cog that owns them (None: results have no buttons).
         self.result_view: ResultViewFactory | None = None
+        #: The default model's name: a request naming no model runs on it (the queue prefers
+        #: workers that have it loaded). None: not known (the queue then places such jobs anywhere).
+        self.default_model: str | None = None
+        #: What results call each model by name (its display name); others are called by their name.
+        self.model_titles: dict[str, str] = {}
+
+    def model_title(self, request: GenerationRequest) -> str:
+        """What a result says its model is: the requested model's display name, or the default model's name."""
+        if request.model is None:
+            return self.model_titles.get(self.default_model or "", self.model.model_name)
+        return self.model_titles.get(request.model, request.model)
 
     # -- starting --------------------------------------------------------------------------------
 
@@ -295,6 +314,7 @@ class JobRunner:
             request=request,
             init_image=init_image,
             guild_id=record.guild_id,
+            model=request.model or self.default_model,
             on_start=lambda job: self._started(tracked, job),
             on_progress=lambda progress: self._progress(tracked, progress),
             on_requeue=lambda job: self._requeued(tracked, job),
@@ -642,7 +662,7 @@ class JobRunner:
                     idx=index,
                     seed=seeds[index],
                     params_json=request.image_request(index).replace(
-                        extra={**request.extra, "model": self.model.model_name}
+                        extra={**request.extra, "model": self.model_title(request)}
                     ).to_json(),
                     file=file,
                     width=image.width,
@@ -666,7 +686,7 @@ class JobRunner:
         limit = self._upload_limit(tracked)
         upload = await asyncio.to_thread(result_upload, images, encoded, decisions, record.id, seeds, limit)
         embed = embeds.result_embed(
-            request, model_name=self.model.model_name, job_id=record.id,
+            request, model_name=self.model_title(request), job_id=record.id,
             requester_id=record.requester_id, image_filename=upload.filename, note=withheld_note(decisions),
         )
         image_ids = [row.id for row in rows]
@@ -840,6 +860,11 @@ def _failure_text(error: BaseException) -> str:
         return "⚠️ The GPU workers were lost while running this job too many times; it was stopped."
     if isinstance(error, FailureForMember):
         return f"⚠️ {error}"
+    if isinstance(error, ModelLoadError):
+        which = f"`{error.model}`" if error.model else "this job's model"
+        why = f": {error.reason}" if error.reason else ""
+        return (f"⚠️ The model {which} could not be loaded{why}. Pick another model (`/models` lists them); "
+                "the owner can find details in the log.")
     if "OutOfMemory" in name or "out of memory" in str(error).lower():
         return "⚠️ The GPU ran out of memory on this job. Try a smaller size or fewer images."
     return "⚠️ Something went wrong while generating this image; the owner can find details in the log."

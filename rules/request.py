@@ -34,15 +34,64 @@ MAX_STORYBOARD_PANELS = 6
 MAX_REFERENCE_IMAGES = 4
 MAX_IP_ADAPTER_SCALE = 2.0
 
-#: Scheduler names users may pick, mapped to diffusers class names.
-SCHEDULERS: dict[str, str] = {
-    "ddim": "DDIMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "pndm": "PNDMScheduler",
+#: Schedulers ("samplers") by the names artists know from other tools, mapped to the diffusers
+#: class and the config changes that make it that sampler. The engine builds each from the
+#: loaded model's own scheduler config. ``DPM++ SDE Karras`` runs as DPM-Solver++ in its SDE
+#: form (``algorithm_type="sde-dpmsolver++"``): the same sampler as diffusers'
+#: ``DPMSolverSDEScheduler`` without needing the ``torchsde`` package.
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE Karras": (
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
+    ),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
 }
+
+#: Other spellings accepted (and the lowercase names jobs stored before these names were used).
+_SCHEDULER_ALIASES: dict[str, str] = {
+    "euler_a": "Euler a",
+    "euler ancestral": "Euler a",
+    "k_euler_a": "Euler a",
+    "k_euler": "Euler",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp 2m": "DPM++ 2M",
+    "dpmpp 2m karras": "DPM++ 2M Karras",
+    "dpmpp sde karras": "DPM++ SDE Karras",
+    "pndm": "PLMS",
+    "unipc": "UniPC",
+}
+
+
+def _scheduler_key(text: str) -> str:
+    """Lower case, ``_`` and ``-`` as spaces, single spaces: ``"DPM++_2M-karras"`` -> ``"dpm++ 2m karras"``."""
+    return " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+
+
+_SCHEDULER_KEYS: dict[str, str] = {
+    **{_scheduler_key(alias): name for alias, name in _SCHEDULER_ALIASES.items()},
+    **{alias: name for alias, name in _SCHEDULER_ALIASES.items()},
+    **{_scheduler_key(name): name for name in SCHEDULERS},
+}
+
+
+def canonical_scheduler(text: str) -> str | None:
+    """The scheduler's name as listed in :data:`SCHEDULERS` for any accepted spelling, else None.
+
+    Case, underscores and dashes do not matter (``"dpm++ 2m karras"``, ``"euler_a"``), and the old
+    lowercase names stored jobs use (``dpmpp_2m``, ``pndm``) still work.
+    """
+    return _SCHEDULER_KEYS.get(text.strip()) or _SCHEDULER_KEYS.get(_scheduler_key(text))
+
+
+def scheduler_error(field_name: str, given: str) -> RequestError:
+    """The error for a scheduler name that is not known: it names the field and lists the known names."""
+    return RequestError(field_name, f"`{field_name}` must be one of {', '.join(SCHEDULERS)}; you gave {given!r}.")
 
 
 class RequestError(ValueError):
@@ -150,6 +199,8 @@ class GenerationRequest:
     count: int = 1
     scheduler: str | None = None
     kind: RequestKind = "txt2img"
+    #: The configured model to run on, by name (None: the default model, ``[model]``).
+    model: str | None = None
     #: Path (relative to the image store) of the source image for img2img, inpaint and upscale.
     init_image: str | None = None
     #: Path (relative to the image store) of the inpainting mask: white is redrawn, black kept.
@@ -216,7 +267,7 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys can run as one pipeline call."""
         return (
-            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength,
+            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength, self.model,
             self.loras, tuple(self.ip_adapter_images), self.ip_adapter_scale if self.ip_adapter_images else 0.0,
         )
 
@@ -285,11 +336,11 @@ def validate(
             given = len(request.ip_adapter_images)
             raise RequestError("references", f"at most {MAX_REFERENCE_IMAGES} reference images; you gave {given}.")
         _check_range("ip_adapter_scale", request.ip_adapter_scale, 0, MAX_IP_ADAPTER_SCALE)
-    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
-        raise RequestError(
-            "scheduler",
-            f"`scheduler` must be one of {', '.join(sorted(SCHEDULERS))}; you gave {request.scheduler!r}.",
-        )
+    scheduler = request.scheduler
+    if scheduler is not None:
+        scheduler = canonical_scheduler(scheduler)
+        if scheduler is None:
+            raise scheduler_error("scheduler", str(request.scheduler))
     max_pixels = limits.max_upscaled_pixels if request.kind == "upscale" else limits.max_pixels
     max_size = max(limits.max_size, 2 * limits.max_size if request.kind == "upscale" else 0)
     for name in ("width", "height"):
@@ -313,7 +364,7 @@ def validate(
         if request.strength is None:
             raise RequestError("strength", "`strength` is needed with a source image.")
         _check_range("strength", request.strength, 0.01, 1.0)
-    return request.replace(prompt=prompt, panel_prompts=panels)
+    return request.replace(prompt=prompt, panel_prompts=panels, scheduler=scheduler)
 
 
 def reroll_of(request: GenerationRequest, seed: int | None = None) -> GenerationRequest:

@@ -87,8 +87,10 @@ def test_mistakes_raise_flag_error_naming_the_flag(text: str, flag: str, fragmen
 
 
 def test_unknown_flag_lists_valid_ones() -> None:
-    flags = r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--cref`, `--no`"
-    with pytest.raises(FlagError, match=flags):
+    listed = (
+        r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--model`, `--sampler`, `--cref`, `--no`"
+    )
+    with pytest.raises(FlagError, match=listed):
         parse_prompt("cat --quality 2")
 
 

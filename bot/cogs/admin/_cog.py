@@ -122,7 +122,7 @@ class SettingsCommands(
     async def _model_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        names = [name for name in self.services.known_models() if current.lower() in name.lower()]
+        names = [spec.name for spec in self.services.known_models() if current.lower() in spec.name.lower()]
         return [app_commands.Choice(name=name[:100], value=name[:100]) for name in names[:25]]
 
     @app_commands.command(name="limits")

@@ -7,26 +7,39 @@ Plain code, no Discord: the order of precedence is easy to read here and to test
 2. Options given explicitly win over flags (``merge_options``).
 3. A style preset (option or ``--style``) wraps the prompt and adds its negative prompt; its
    steps and guidance replace the configured defaults, never a value the member gave.
-4. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
+4. The model (option or ``--model``; else the default model) brings its own defaults from
+   ``[models.NAME]``: steps, guidance, sampler, negative prompt and size, used where neither the
+   member nor the style set them; ``[generation]``'s defaults come last.
+5. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
    native pixel count, sides multiples of 64), else the uploaded image's shape at about that
-   pixel count, else the server's default size (``/settings``), else the native square.
-5. ``--cref NAME`` is kept in ``extra`` for the cog, which looks the characters up
+   pixel count, else the server's default size (``/settings``), else the model's configured size,
+   else its native square.
+6. ``--cref NAME`` is kept in ``extra`` for the cog, which looks the characters up
    (:func:`bot.character_looks.apply_cref`).
 
 A server's defaults (``/settings``) arrive as ``limits`` (its default steps, guidance and count),
-``default_size`` and ``default_style`` (used when the member names no style).
+``default_size``, ``default_style`` (used when the member names no style) and ``default_model``
+(used when the member names no model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.character_looks import CREF_KEY
 from rules.image_checks import fit_size
+from rules.models import ModelSpec, find_model
 from rules.prompt_flags import aspect_size, merge_options, parse_prompt
-from rules.request import GenerationLimits, GenerationRequest, RequestError, random_seed
+from rules.request import (
+    GenerationLimits,
+    GenerationRequest,
+    RequestError,
+    canonical_scheduler,
+    random_seed,
+    scheduler_error,
+)
 from rules.safety import SafetyPolicy
 from rules.styles import StylePreset, apply_style
 
@@ -44,10 +57,12 @@ class ImagineOptions:
     height: int | None = None
     count: int | None = None
     style: str | None = None
+    model: str | None = None
+    sampler: str | None = None
 
     def explicit(self) -> dict[str, Any]:
         """The options given, by option name (the prompt apart)."""
-        names = ("negative", "seed", "steps", "guidance", "width", "height", "count", "style")
+        names = ("negative", "seed", "steps", "guidance", "width", "height", "count", "style", "model", "sampler")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
@@ -61,14 +76,37 @@ def build_request(
     source_size: tuple[int, int] | None = None,
     default_size: tuple[int, int] | None = None,
     default_style: str | None = None,
+    default_model: str | None = None,
+    models: Sequence[ModelSpec] = (),
+    native_for: Callable[[ModelSpec], int] | None = None,
 ) -> GenerationRequest:
     """The txt2img request the options and flags describe (the caller adds a source image).
 
     ``source_size`` is the uploaded image's size, used for the shape when nothing else sets it.
-    Raises :class:`RequestError` (flag errors and unknown styles included) with a message for the member.
+    ``models`` are the configured models, the default first (none: only the default, with
+    ``native``); ``native_for`` gives a model's native side (default: ``native``). A request on
+    the default model names none (``model`` None), so it follows ``[model]``.
+    Raises :class:`RequestError` (flag errors, unknown styles and models included) with a message for the member.
     """
-    parsed = parse_prompt(options.prompt, styles=styles.keys())
+    parsed = parse_prompt(options.prompt, styles=styles.keys(), models=[spec.name for spec in models] or None)
     merged = merge_options(parsed, options.explicit())
+    spec: ModelSpec | None = None
+    if merged.get("model") is not None:
+        if not models:
+            raise RequestError("model", "This bot has one model only; leave `model` out.")
+        spec = find_model(str(merged["model"]), models)
+    elif models:
+        spec = _default_spec(default_model, models)
+    if spec is not None and native_for is not None:
+        native = native_for(spec)
+    sampler = merged.get("sampler")
+    if sampler is not None:
+        canonical = canonical_scheduler(str(sampler))
+        if canonical is None:
+            raise scheduler_error("sampler", str(sampler))
+        sampler = canonical
+    elif spec is not None:
+        sampler = spec.scheduler
     style_name = merged.get("style") or default_style
     preset: StylePreset | None = None
     if style_name is not None:
@@ -80,13 +118,17 @@ def build_request(
     blocked = safety.blocked_word_in(text)
     if blocked is not None:
         raise RequestError("prompt", f"Your prompt contains a word this server doesn't allow (`{blocked}`).")
-    prompt, negative = apply_style(text, str(merged.get("negative") or ""), preset)
-    steps = merged.get("steps")
-    if steps is None:
-        steps = preset.steps if preset is not None and preset.steps is not None else limits.default_steps
-    guidance = merged.get("guidance")
-    if guidance is None:
-        guidance = preset.guidance if preset is not None and preset.guidance is not None else limits.default_guidance
+    negative_given = merged.get("negative")
+    if negative_given is None and spec is not None:
+        negative_given = spec.negative_prompt
+    prompt, negative = apply_style(text, str(negative_given or ""), preset)
+    steps = _first(merged.get("steps"), preset.steps if preset else None, spec.steps if spec else None,
+                   limits.default_steps)
+    guidance = _first(merged.get("guidance"), preset.guidance if preset else None,
+                      spec.guidance if spec else None, limits.default_guidance)
+    if spec is not None and "width" not in merged and "height" not in merged and "aspect_ratio" not in merged \
+            and source_size is None and (spec.width is not None or spec.height is not None):
+        merged = {**merged, "width": spec.width or spec.height, "height": spec.height or spec.width}
     width, height = _size(merged, limits=limits, native=native, source_size=source_size, default_size=default_size)
     seed = merged.get("seed")
     count = merged.get("count")
@@ -100,11 +142,26 @@ def build_request(
         width=width,
         height=height,
         count=limits.default_count if count is None else int(count),
+        scheduler=sampler,
+        model=spec.name if spec is not None and models and spec is not models[0] else None,
         extra={
             **({"style": preset.name} if preset is not None else {}),
             **({CREF_KEY: list(merged["cref"])} if merged.get("cref") else {}),
         },
     )
+
+
+def _default_spec(name: str | None, models: Sequence[ModelSpec]) -> ModelSpec:
+    """The server's default model, else the config's (a default no longer configured falls back)."""
+    for spec in models:
+        if name is not None and spec.name == name:
+            return spec
+    return models[0]
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None."""
+    return next(value for value in values if value is not None)
 
 
 def _size(
