@@ -24,6 +24,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from rules.loras import EmbeddingConfig, LoraConfig, check_names
 from rules.request import GenerationLimits
 from rules.safety import SafetyPolicy
 from rules.styles import DEFAULT_STYLES, StyleConfigError, StylePreset, styles_from_config
@@ -337,6 +338,19 @@ class Settings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
+    #: ``[loras.NAME]``: LoRAs members apply with ``--lora NAME:WEIGHT`` or ``<lora:NAME:WEIGHT>``.
+    loras: Mapping[str, LoraConfig] = field(default_factory=dict)
+    #: ``[embeddings.NAME]``: textual-inversion embeddings loaded at start, used by their token.
+    embeddings: Mapping[str, EmbeddingConfig] = field(default_factory=dict)
+
+    @field_validator("loras", "embeddings", mode="after")
+    @classmethod
+    def _typable_names(cls, tables: Mapping[str, Any], info: Any) -> Mapping[str, Any]:
+        try:
+            check_names(tables, info.field_name)
+        except ValueError as error:
+            raise _rule(str(error)) from None
+        return tables
 
     @field_validator("styles", mode="before")
     @classmethod

@@ -34,6 +34,7 @@ from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
 from generation.errors import FailureForMember, JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
 from generation.queue import JobQueue, Progress, QueuedJob
+from rules.png_parameters import parameters_text
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
 from rules.safety import SafetyPolicy
 from storage import Storage
@@ -127,9 +128,8 @@ class JobRunner:
     # -- starting --------------------------------------------------------------------------------
 
     def validate(self, request: GenerationRequest) -> GenerationRequest:
-        """Check a request against the configured limits and the model's token limit (:class:`RequestError`)."""
-        model = self.model
-        return validate(request, self.limits, count_tokens=model.count_tokens, max_tokens=model.max_tokens)
+        """Check a request against the configured limits (:class:`RequestError`)."""
+        return validate(request, self.limits)
 
     async def start_job(
         self,
@@ -540,7 +540,8 @@ class JobRunner:
         await self._after_answers()
         record, request = tracked.record, tracked.request
         seeds = request.seeds()
-        encoded = await asyncio.to_thread(encode_png_all, images)
+        texts = await asyncio.to_thread(self._parameters_texts, request, seeds)
+        encoded = await asyncio.to_thread(encode_png_all, images, texts)
         stored = await asyncio.to_thread(lambda: [self.storage.files.write(data) for data in encoded])
         rows = await self.storage.images.add_many(
             [
@@ -570,7 +571,9 @@ class JobRunner:
             log.info("job %s: safety decisions %s", record.id, decisions)
         await self.storage.images.record_safety([row.id for row in rows], decisions)
         limit = self._upload_limit(tracked)
-        upload = await asyncio.to_thread(result_upload, images, encoded, decisions, record.id, seeds, limit)
+        upload = await asyncio.to_thread(
+            result_upload, images, encoded, decisions, record.id, seeds, limit, texts[0]
+        )
         embed = embeds.result_embed(
             request, model_name=self.model.model_name, job_id=record.id,
             requester_id=record.requester_id, image_filename=upload.filename, note=withheld_note(decisions),
@@ -578,7 +581,9 @@ class JobRunner:
         image_ids = [row.id for row in rows]
         view = self.result_view(record.id, image_ids, upload.shown) if self.result_view is not None else None
         await self.storage.jobs.mark_delivering(record.id)
-        posted = await self._post_with_retries(tracked, embed, upload, view, images, encoded, seeds, limit)
+        posted = await self._post_with_retries(
+            tracked, embed, upload, view, images, encoded, seeds, limit, parameters=texts[0]
+        )
         await self._record_result(record, posted.message_id, posted.channel_id, image_ids)
         took = time.monotonic() - (tracked.started or time.monotonic())
         await self._final_status(tracked, embeds.done_text(request, took))
@@ -590,6 +595,17 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def _parameters_texts(self, request: GenerationRequest, seeds: list[int]) -> list[str]:
+        """Each image's ``parameters`` text (blocking: LoRA files are hashed, once per file)."""
+        default_sampler = getattr(self.model, "default_sampler", None)
+        return [
+            parameters_text(
+                request, seed=seed, model_name=self.model.model_name,
+                default_sampler=default_sampler if isinstance(default_sampler, str) else None,
+            )
+            for seed in seeds
+        ]
 
     def _previews_unveiled(self, channel_id: int) -> bool:
         """Sharp previews only where flagged images are posted as they are (age-restricted, ``allow``)."""
@@ -652,6 +668,8 @@ class JobRunner:
         encoded: list[bytes],
         seeds: list[int],
         limit: int,
+        *,
+        parameters: str | None = None,
     ) -> PostedRef:
         """Post the result, retrying on network faults; a file Discord finds too large is re-encoded smaller."""
         for attempt, delay in enumerate((0.0, *POST_RETRY_DELAYS_S)):
@@ -669,7 +687,7 @@ class JobRunner:
                     limit = max(MIN_MAX_BYTES, min(limit, size) * 2 // 3)
                     log.info("job %s: Discord refused %d bytes; re-encoding under %d", tracked.record.id, size, limit)
                     upload = await asyncio.to_thread(
-                        result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit
+                        result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit, parameters
                     )
                     if upload.filename is not None:
                         embed.set_image(url=f"attachment://{upload.filename}")

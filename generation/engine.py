@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ from generation.adapters import LoraAdapters
 from generation.errors import JobStopped, ModelLoadError
 from generation.performance import PerformanceOptions, apply_performance
 from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
+from generation.prompt_encoding import PromptEncoder
+from rules.loras import EmbeddingConfig, embeddings_for, strip_lora_tags
+from rules.prompt_weights import plain_text
 from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,33 @@ def _load_failure(model_id: str, path: Path, error: BaseException) -> str:
     return f"model.id: {model_id!r} could not be loaded: {hint} ({type(error).__name__}: {first})"
 
 
+def model_family(pipe: Any) -> str:
+    """``sdxl`` (two text encoders), ``sd2`` (a 1024-wide text encoder) or ``sd1``."""
+    if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
+        return "sdxl"
+    encoder = getattr(pipe, "text_encoder", None)
+    width = getattr(getattr(encoder, "config", None), "hidden_size", 768)
+    return "sd2" if width == 1024 else "sd1"
+
+
+def _embedding_source(source: str) -> str:
+    path = Path(source).expanduser()
+    return str(path) if path.exists() else source
+
+
+def _load_sdxl_embedding(pipe: Any, config: EmbeddingConfig) -> None:
+    """An SDXL embedding holds one tensor per encoder (``clip_l``, ``clip_g``): load each into its own."""
+    from safetensors.torch import load_file
+
+    state = load_file(_embedding_source(config.source))
+    pipe.load_textual_inversion(
+        state["clip_l"], token=config.token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
+    )
+    pipe.load_textual_inversion(
+        state["clip_g"], token=config.token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
+
+
 def load_text2image(model_id: str, placement: Placement) -> Any:
     """Load a text-to-image pipeline from a hub id, a local diffusers folder or a .safetensors file."""
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -180,6 +210,10 @@ class DiffusionEngine:
         self._upscaler: Any = None
         #: LoRAs loaded into the pipelines, switched on per job.
         self.adapters = LoraAdapters()
+        #: compel over the text encoder(s), made on first use (the pipelines share their encoders).
+        self._encoder: PromptEncoder | None = None
+        #: Textual-inversion embeddings loaded at start: name -> token.
+        self.embeddings: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @property
@@ -270,6 +304,46 @@ class DiffusionEngine:
     def max_tokens(self) -> int:
         """How many tokens (start and end markers included) the text encoder reads."""
         return int(self.pipeline.tokenizer.model_max_length)
+
+    @property
+    def family(self) -> str:
+        """The model family LoRAs and embeddings must be made for: ``sdxl``, ``sd2`` (a 1024-wide text
+        encoder) or ``sd1``."""
+        return model_family(self.pipeline)
+
+    @property
+    def default_sampler(self) -> str | None:
+        """The scheduler name (a key of ``SCHEDULERS``) the model runs when a request names none, if it has one."""
+        cls = type(self._default_scheduler).__name__
+        return next((name for name, class_name in SCHEDULERS.items() if class_name == cls), None)
+
+    def load_embeddings(self, catalog: Mapping[str, EmbeddingConfig]) -> None:
+        """Load the configured textual-inversion embeddings made for this model's family (after :meth:`load`).
+
+        Each adds its token to the tokenizer(s); prompts without the token encode exactly as before.
+        A file that cannot be loaded is a :class:`ModelLoadError` naming its table.
+        """
+        pipe = self.pipeline
+        for name, config in embeddings_for(catalog, self.family).items():
+            if name in self.embeddings:
+                continue
+            try:
+                if self.family == "sdxl":
+                    _load_sdxl_embedding(pipe, config)
+                else:
+                    pipe.load_textual_inversion(_embedding_source(config.source), token=config.token)
+            except Exception as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                raise ModelLoadError(f"embeddings.{name}: {config.source!r} could not be loaded ({first})") from error
+            self.embeddings[name] = config.token
+            log.info("embedding %s loaded as %s", name, config.token)
+        self._encoder = None
+
+    def encode_prompts(self, prompts: Sequence[str], negatives: Sequence[str]) -> dict[str, Any]:
+        """The prompt embeddings for one row per image (see :mod:`generation.prompt_encoding`)."""
+        if self._encoder is None:
+            self._encoder = PromptEncoder(self.pipeline)
+        return self._encoder.encode(prompts, negatives)
 
     def count_tokens(self, text: str) -> int:
         """The number of tokens ``text`` takes, start and end markers included."""
@@ -379,10 +453,14 @@ class DiffusionEngine:
             return tensors
 
         seeds = [seed for request in requests for seed in request.seeds()]
+        # One row of embeddings per image, made after the LoRAs are switched (they may touch the
+        # text encoder). "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
+        embeds = self.encode_prompts(
+            [r.prompt for r in requests for _ in range(r.count)],
+            [r.negative_prompt for r in requests for _ in range(r.count)],
+        )
         common: dict[str, Any] = {
-            "prompt": [r.prompt for r in requests for _ in range(r.count)],
-            # "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
-            "negative_prompt": [r.negative_prompt for r in requests for _ in range(r.count)],
+            **embeds,
             "num_inference_steps": steps,
             "guidance_scale": first.guidance,
             "generator": [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
@@ -466,7 +544,8 @@ class DiffusionEngine:
                 raise stop
 
         kwargs: dict[str, Any] = {
-            "prompt": [r.prompt for r in requests for _ in range(r.count)],
+            # Upscalers take text: the words without weights or LoRA tags.
+            "prompt": [plain_text(strip_lora_tags(r.prompt)) for r in requests for _ in range(r.count)],
             "image": [image.convert("RGB") for image, r in zip(init_images, requests, strict=True)
                       if image is not None for _ in range(r.count)],
             "num_inference_steps": total,

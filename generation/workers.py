@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from generation.engine import DiffusionEngine
 from generation.performance import PerformanceOptions
 from generation.queue import Engine, JobQueue
+from rules.loras import EmbeddingConfig
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ async def load_engines(
     dtype: str = "auto",
     preview_decoder: str = "",
     performance: PerformanceOptions | None = None,
+    embeddings: Mapping[str, EmbeddingConfig] | None = None,
 ) -> list[DiffusionEngine]:
-    """Load the model once per device, off the event loop, one device after the other."""
+    """Load the model once per device, off the event loop, one device after the other, with the
+    configured textual-inversion embeddings made for its family."""
     engines: list[DiffusionEngine] = []
     for device in devices:
         engine = DiffusionEngine(
@@ -29,6 +32,8 @@ async def load_engines(
         )
         log.info("loading model %s on %s...", model_id, engine.device)
         await asyncio.to_thread(engine.load)
+        if embeddings:
+            await asyncio.to_thread(engine.load_embeddings, embeddings)
         log.info("model loaded on %s: %s, native size %d px", engine.device, engine.model_name, engine.native_size)
         engines.append(engine)
     return engines

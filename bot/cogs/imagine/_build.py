@@ -7,7 +7,10 @@ Plain code, no Discord: the order of precedence is easy to read here and to test
 2. Options given explicitly win over flags (``merge_options``).
 3. A style preset (option or ``--style``) wraps the prompt and adds its negative prompt; its
    steps and guidance replace the configured defaults, never a value the member gave.
-4. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
+4. LoRAs: ``<lora:NAME:WEIGHT>`` tags in the prompt (kept in it as written) and ``--lora`` flags
+   are resolved against ``[loras.NAME]`` (:func:`rules.loras.resolve_loras`); missing trigger words
+   are appended to the prompt.
+5. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
    native pixel count, sides multiples of 64), else the uploaded image's shape at about that
    pixel count, else the native square.
 """
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.image_checks import fit_size
+from rules.loras import LoraConfig, resolve_loras
+from rules.png_parameters import PngParameters
 from rules.prompt_flags import aspect_size, merge_options, parse_prompt
 from rules.request import GenerationLimits, GenerationRequest, RequestError, random_seed
 from rules.safety import SafetyPolicy
@@ -53,10 +58,13 @@ def build_request(
     styles: Mapping[str, StylePreset],
     safety: SafetyPolicy,
     source_size: tuple[int, int] | None = None,
+    loras: Mapping[str, LoraConfig] | None = None,
+    family: str | None = None,
 ) -> GenerationRequest:
     """The txt2img request the options and flags describe (the caller adds a source image).
 
     ``source_size`` is the uploaded image's size, used for the shape when nothing else sets it.
+    ``loras`` are the configured ``[loras.NAME]``; ``family`` the running model's (None: unchecked).
     Raises :class:`RequestError` (flag errors and unknown styles included) with a message for the member.
     """
     parsed = parse_prompt(options.prompt, styles=styles.keys())
@@ -72,6 +80,7 @@ def build_request(
     blocked = safety.blocked_word_in(text)
     if blocked is not None:
         raise RequestError("prompt", f"Your prompt contains a word this server doesn't allow (`{blocked}`).")
+    text, uses = resolve_loras(text, merged.get("loras", ()), loras or {}, family=family)
     prompt, negative = apply_style(text, str(merged.get("negative") or ""), preset)
     steps = merged.get("steps")
     if steps is None:
@@ -92,6 +101,7 @@ def build_request(
         width=width,
         height=height,
         count=limits.default_count if count is None else int(count),
+        loras=uses,
         extra={"style": preset.name} if preset is not None else {},
     )
 
@@ -112,3 +122,29 @@ def _size(
         scaled = (max(1, round(source_size[0] * scale)), max(1, round(source_size[1] * scale)))
         return fit_size(*scaled, max_pixels=max(area, scaled[0] * scaled[1]))
     return (native if width is None else int(width), native if height is None else int(height))
+
+
+def model_family_of(model: object) -> str | None:
+    """The running model's family (``sd1``, ``sd2``, ``sdxl``), or None when it does not say (a remote worker)."""
+    family = getattr(model, "family", None)
+    return family if isinstance(family, str) else None
+
+
+def rerun_options(params: PngParameters, image_size: tuple[int, int]) -> ImagineOptions:
+    """The /imagine options that make a PNG's image again from its parameters (one image).
+
+    The size is the one the parameters name, else the picture's own when its sides are multiples of 8.
+    """
+    width, height = params.width, params.height
+    if width is None or height is None:
+        width, height = image_size if image_size[0] % 8 == 0 and image_size[1] % 8 == 0 else (None, None)
+    return ImagineOptions(
+        prompt=params.prompt,
+        negative=params.negative_prompt or None,
+        seed=params.seed,
+        steps=params.steps,
+        guidance=params.guidance,
+        width=width,
+        height=height,
+        count=1,
+    )
