@@ -390,12 +390,42 @@ class DiffusionEngine:
         if any(r.batch_key() != key for r in requests):
             raise ValueError("requests in one batch must share size, steps, guidance, scheduler, kind and LoRAs")
         with self._lock:
-            images = self._run_locked(requests, init_images, on_step, should_stop)
+            images = self._run_by_length(requests, init_images, on_step, should_stop)
         out: list[list[Image.Image]] = []
         for request in requests:
             out.append(images[: request.count])
             images = images[request.count :]
         return out
+
+    def encoded_length(self, request: GenerationRequest) -> int:
+        """How many token positions the request's prompts encode to (a multiple of 77)."""
+        if self._encoder is None:
+            self._encoder = PromptEncoder(self.pipeline)
+        return max(self._encoder.length(request.prompt), self._encoder.length(request.negative_prompt))
+
+    def _run_by_length(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        on_step: StepCallback | None,
+        should_stop: Callable[[], JobStopped | None] | None,
+    ) -> list[Image.Image]:
+        """Requests whose prompts encode to different lengths run as separate calls, one length each:
+        padding a short prompt to a long one's length would change its image. Images come back in order."""
+        if self.upscaler_id and requests[0].kind == "upscale":
+            return self._run_locked(requests, init_images, on_step, should_stop)
+        groups: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(self.encoded_length(request), []).append(index)
+        if len(groups) == 1:
+            return self._run_locked(requests, init_images, on_step, should_stop)
+        by_request: dict[int, list[Image.Image]] = {}
+        for indices in groups.values():
+            group = [requests[i] for i in indices]
+            images = self._run_locked(group, [init_images[i] for i in indices], on_step, should_stop)
+            for i, request in zip(indices, group, strict=True):
+                by_request[i], images = images[: request.count], images[request.count :]
+        return [image for i in range(len(requests)) for image in by_request[i]]
 
     def _run_locked(
         self,

@@ -8,8 +8,11 @@ embeddings. Every image of a batch gets its own row; positive and negative rows 
 length with the empty prompt's embedding, as compel's own padding does.
 
 For SDXL both encoders run (penultimate hidden states, not normalised, concatenated), and the second
-gives the pooled embedding. An empty negative prompt on a model configured with
-``force_zeros_for_empty_prompt`` (SDXL base) becomes zeros, as the pipeline itself does.
+gives the pooled embedding. An empty negative prompt is the empty text's embedding, as the bot has
+always passed ``""`` (the SDXL pipeline zeroes only a missing one, ``force_zeros_for_empty_prompt``).
+
+Rows of different lengths would have to be padded, which changes the shorter prompt's image, so the
+engine runs requests of different lengths (:meth:`PromptEncoder.length`) as separate pipeline calls.
 
 A prompt without weights gives the same embedding as the pipeline's own string path: compel skips
 weighting when every weight is 1 and pads the 77 tokens the same way.
@@ -42,7 +45,6 @@ class PromptEncoder:
 
         self.sdxl = getattr(pipe, "text_encoder_2", None) is not None
         manager = DiffusersTextualInversionManager(pipe) if getattr(pipe, "tokenizer", None) is not None else None
-        self.zero_empty_negative = bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
         self._compels: list[Any] = []
         if self.sdxl:
             kind = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
@@ -79,6 +81,15 @@ class PromptEncoder:
         if len(parts) > 1:
             parts = self._pad(parts, [self._empty_part(i) for i in range(len(parts))])
         return torch.cat(parts, dim=-1), pooled
+
+    def length(self, prompt: str) -> int:
+        """How many token positions ``prompt`` encodes to (77 per chunk), from its tokens alone."""
+        runs = encoder_text(prompt)
+        texts, weights = [text for text, _ in runs], [weight for _, weight in runs]
+        return max(
+            len(compel.conditioning_provider.get_token_ids_and_expand_weights(texts, weights, device="cpu")[0])
+            for compel in self._compels
+        )
 
     def _empty_part(self, index: int) -> torch.Tensor:
         from compel.prompt_parser import Conjunction, FlattenedPrompt
@@ -126,14 +137,6 @@ class PromptEncoder:
         embeds, negative_embeds = torch.cat(rows[:count]), torch.cat(rows[count:])
         out = {"prompt_embeds": embeds, "negative_prompt_embeds": negative_embeds}
         if self.sdxl:
-            pooled = torch.cat([p for _, p in positive if p is not None])
-            negative_pooled = torch.cat([p for _, p in negative if p is not None])
-            if self.zero_empty_negative:
-                blank = [not text.strip() for text in negatives]
-                for index, is_blank in enumerate(blank):
-                    if is_blank:
-                        negative_embeds[index].zero_()
-                        negative_pooled[index].zero_()
-            out["pooled_prompt_embeds"] = pooled
-            out["negative_pooled_prompt_embeds"] = negative_pooled
+            out["pooled_prompt_embeds"] = torch.cat([p for _, p in positive if p is not None])
+            out["negative_pooled_prompt_embeds"] = torch.cat([p for _, p in negative if p is not None])
         return out

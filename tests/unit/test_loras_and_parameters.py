@@ -70,7 +70,7 @@ def test_lora_flag_is_repeatable_and_checked() -> None:
     parsed = parse_prompt("a cat --lora ink:0.5 --seed 3 --lora pen")
     assert parsed.prompt == "a cat"
     assert parsed.flags["lora"] == (("ink", 0.5), ("pen", None))
-    with pytest.raises(FlagError, match="--lora ink:0.8"):
+    with pytest.raises(FlagError, match=r"--lora ink:0\.8"):
         parse_prompt("a cat --lora ink:lots")
     with pytest.raises(FlagError, match="given twice"):
         parse_prompt("a cat --seed 1 --seed 2")
@@ -171,7 +171,8 @@ def test_parameters_text_is_the_web_uis(tmp_path: Path) -> None:
     assert text == (
         "a (red:1.2) cat <lora:ink:0.5> <lora:pen:1>\n"
         "Negative prompt: blur, text\n"
-        f'Steps: 3, Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 6, Size: 64x96, Model: tiny-sd, Lora hashes: "ink: {digest}"'
+        "Steps: 3, Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 6, Size: 64x96, Model: tiny-sd, "
+        f'Lora hashes: "ink: {digest}"'
     )
     plain = parameters_text(GenerationRequest(prompt="a cat", seed=1), seed=1, model_name="m", default_sampler="ddim")
     assert plain == "a cat\nSteps: 30, Sampler: DDIM, CFG scale: 7, Seed: 1, Size: 512x512, Model: m"

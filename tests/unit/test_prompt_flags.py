@@ -87,7 +87,8 @@ def test_mistakes_raise_flag_error_naming_the_flag(text: str, flag: str, fragmen
 
 
 def test_unknown_flag_lists_valid_ones() -> None:
-    with pytest.raises(FlagError, match=r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--lora`, `--no`"):
+    listing = r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--lora`, `--no`"
+    with pytest.raises(FlagError, match=listing):
         parse_prompt("cat --quality 2")
 
 
