@@ -82,14 +82,18 @@ class PromptEncoder:
             parts = self._pad(parts, [self._empty_part(i) for i in range(len(parts))])
         return torch.cat(parts, dim=-1), pooled
 
-    def length(self, prompt: str) -> int:
-        """How many token positions ``prompt`` encodes to (77 per chunk), from its tokens alone."""
+    def token_ids(self, prompt: str, encoder: int = 0) -> list[int]:
+        """The token ids one encoder reads for ``prompt``: start and end markers and padding in each
+        77-token chunk, textual-inversion tokens expanded to one id per vector."""
         runs = encoder_text(prompt)
         texts, weights = [text for text, _ in runs], [weight for _, weight in runs]
-        return max(
-            len(compel.conditioning_provider.get_token_ids_and_expand_weights(texts, weights, device="cpu")[0])
-            for compel in self._compels
-        )
+        provider = self._compels[encoder].conditioning_provider
+        ids = provider.get_token_ids_and_expand_weights(texts, weights, device="cpu")[0]
+        return [int(i) for i in ids.tolist()]
+
+    def length(self, prompt: str) -> int:
+        """How many token positions ``prompt`` encodes to (77 per chunk), from its tokens alone."""
+        return max(len(self.token_ids(prompt, index)) for index in range(len(self._compels)))
 
     def _empty_part(self, index: int) -> torch.Tensor:
         from compel.prompt_parser import Conjunction, FlattenedPrompt

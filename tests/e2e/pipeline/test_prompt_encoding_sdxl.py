@@ -83,7 +83,8 @@ def test_a_plain_prompt_encodes_as_the_pipeline_does_with_both_encoders(sdxl_eng
     torch.testing.assert_close(ours["negative_prompt_embeds"], own[1])
     torch.testing.assert_close(ours["negative_pooled_prompt_embeds"], own[3])
     from_strings = pipe(
-        prompt=BASE.prompt, negative_prompt="", num_inference_steps=BASE.steps, guidance_scale=BASE.guidance, width=64, height=64,
+        prompt=BASE.prompt, negative_prompt="", num_inference_steps=BASE.steps, guidance_scale=BASE.guidance,
+        width=64, height=64,
         generator=torch.Generator().manual_seed(BASE.seed), output_type="np",
     ).images[0]
     ours_image = np.asarray(sdxl_engine.run(BASE)[0], dtype=np.int16)
