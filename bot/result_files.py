@@ -2,7 +2,7 @@
 
 Every PNG carries its generation parameters in the web UI's ``parameters`` text chunk
 (:mod:`rules.png_parameters`); a grid carries the first image's. A result re-encoded as WebP or JPEG
-to fit the upload limit loses them (the stored PNGs keep them).
+to fit the upload limit keeps them in its EXIF UserComment, as the web UI does.
 
 Blocking Pillow work: call these through ``asyncio.to_thread``. No Discord here.
 """
@@ -54,7 +54,7 @@ def result_upload(
 
     One image: itself. Several: one grid, withheld cells painted grey. Spoilers: the whole file
     (``SPOILER_`` name). Nothing shown: no file. A PNG over ``limit`` is re-encoded to fit.
-    ``parameters`` is the text a grid carries (the first image's; single images carry their own).
+    ``parameters`` is the text the posted file carries: the image's own, or a grid's first image's.
     """
     shown = [decision != "withhold" for decision in decisions]
     if not any(shown):
@@ -69,7 +69,7 @@ def result_upload(
         picture = make_grid(cells)
         data, name = png_bytes(picture, parameters, optimize=True), embeds.grid_filename(job_id, seeds[0])
     if len(data) > limit:
-        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0])
+        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0], parameters=parameters)
         data, name = fitted.data, fitted.filename
     if "spoiler" in decisions:
         name = f"SPOILER_{name}"

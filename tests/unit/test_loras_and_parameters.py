@@ -227,3 +227,21 @@ def test_rerun_options_from_parameters(tmp_path: Path) -> None:
         6, 3, 7.5, 64, 96, 1
     )
     assert options.negative == "blur, text"
+
+
+def test_a_result_re_encoded_to_fit_keeps_its_parameters_in_exif(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bot.result_files import result_upload
+    from composition.upload_fit import MIN_MAX_BYTES
+
+    noise = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    picture = Image.fromarray(noise)
+    text = parameters_text(request_with_loras(tmp_path), seed=6, model_name="tiny-sd")
+    encoded = png_bytes(picture, text)
+    upload = result_upload([picture], [encoded], ("post",), 1, [6], MIN_MAX_BYTES * 4, text)
+    assert upload.filename is not None and not upload.filename.endswith(".png")  # a lossy re-encode
+    assert upload.data is not None and len(upload.data) <= MIN_MAX_BYTES * 4
+    with Image.open(io.BytesIO(upload.data)) as image:
+        params = read_parameters(image)
+    assert params is not None and params.seed == 6 and params.prompt.endswith("<lora:pen:1>")
