@@ -180,3 +180,15 @@ async def test_loras_lists_loras_and_embeddings(emulator: DiscordEmulator, bot: 
     assert "`ink`: weight 0.8, sd1, adds inkwash" in description
     assert "`xl-pens`: weight 1, sdxl (not for this sd1 model)" in description
     assert "`grain`: token `<grain>`, sd1" in description
+
+
+async def test_a_prompt_past_77_tokens_is_drawn_not_refused(
+    emulator: DiscordEmulator, bot: RunningBot, own_engine: DiffusionEngine
+) -> None:
+    eve = emulator.add_member("eve")
+    long_prompt = ", ".join(["a castle on a hill"] * 30) + ", (a red cat:1.2)"
+    assert own_engine.count_tokens(long_prompt) > 150
+    result = await imagine(emulator, eve, long_prompt + " --seed 3 --n 1", 0)
+    image = pixels(Image.open(io.BytesIO(await download(result))))
+    request = GenerationRequest(prompt=long_prompt, seed=3, steps=3, guidance=5.0, width=64, height=64)
+    assert np.array_equal(image, pixels(own_engine.run(request)[0]))
