@@ -75,6 +75,7 @@ async def run(settings: Settings) -> None:
             engines = await load_engines(
                 model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
                 performance=PerformanceOptions(**dataclasses.asdict(settings.performance)),
+                models=settings.model_specs(), max_loaded_models=settings.queue.max_loaded_models,
                 embeddings=settings.embeddings,
             )
             queue, model_info = build_queue(engines, **dataclasses.asdict(settings.queue)), engines[0]

@@ -23,7 +23,7 @@ from storage import Storage
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic")
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.comic", "bot.cogs.models")
 
 
 class ArtBot(commands.Bot):
@@ -56,6 +56,8 @@ class ArtBot(commands.Bot):
             self, storage, queue, model, limits=settings.generation, safety=settings.safety,
             progress_interval_s=settings.discord.progress_interval_s,
         )
+        self.runner.default_model = settings.model.model_name
+        self.runner.model_titles = {spec.name: spec.title for spec in settings.model_specs() if spec.display_name}
         #: What the cogs get from the bot.
         self.services = Services(
             settings=settings, storage=storage, queue=queue, runner=self.runner, model=model,

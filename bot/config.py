@@ -25,7 +25,8 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
 from rules.loras import EmbeddingConfig, LoraConfig, check_names
-from rules.request import GenerationLimits
+from rules.models import MODEL_NAME_RE, ModelSpec, default_model_name
+from rules.request import SCHEDULERS, GenerationLimits, canonical_scheduler
 from rules.safety import SafetyPolicy
 from rules.styles import DEFAULT_STYLES, StyleConfigError, StylePreset, styles_from_config
 
@@ -99,13 +100,36 @@ class ModelSettings:
     #: A dedicated diffusers upscaler (hub id or folder, e.g. ``stabilityai/sd-x2-latent-upscaler``)
     #: for 🔍; empty: a hires-fix pass with the loaded model (Lanczos resize, then img2img).
     upscaler: str = ""
+    #: The name members pick this model by (``model`` option, ``--model``); empty: from ``id``.
+    name: str = ""
+    #: The name shown in ``/models``; empty: ``name``.
+    display_name: str = ""
+    #: A VAE used instead of the model's own (hub id or folder), e.g. ``madebyollin/sdxl-vae-fp16-fix``.
+    vae: str = ""
+    #: The sampler its requests get when they name none (empty: the model's own scheduler).
+    scheduler: str = ""
 
     @field_validator("id")
     @classmethod
     def _named(cls, model_id: str) -> str:
         if not model_id.strip():
-            raise _rule("must name a hub model, a local folder or a .safetensors file")
+            raise _rule("must name a hub model, a local folder, or a .safetensors or .ckpt file")
         return model_id
+
+    @field_validator("name")
+    @classmethod
+    def _model_name(cls, name: str) -> str:
+        return _check_model_name(name) if name else name
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, name: str) -> str:
+        return _check_scheduler(name) if name else name
+
+    @property
+    def model_name(self) -> str:
+        """The name of this, the default model."""
+        return self.name or default_model_name(self.id)
 
     @field_validator("device")
     @classmethod
@@ -136,6 +160,61 @@ class ModelSettings:
     def all_devices(self) -> tuple[str, ...]:
         """The devices to start a worker on."""
         return self.devices or (self.device,)
+
+
+def _check_model_name(name: str) -> str:
+    if not MODEL_NAME_RE.match(name):
+        raise _rule(f"must be 1-32 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, "
+                    f"not {name!r}")
+    return name
+
+
+def _check_scheduler(name: str) -> str:
+    canonical = canonical_scheduler(name)
+    if canonical is None:
+        raise _rule(f"must be one of {', '.join(SCHEDULERS)}, not {name!r}")
+    return canonical
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ModelEntry:
+    """``[models.NAME]``: one more model members can pick, and the defaults its requests get.
+
+    Keys left out fall back to ``[generation]``'s defaults; the size falls back to the model's
+    native size (512 for SD 1.x, 768 for SD 2.x, 1024 for SDXL).
+    """
+
+    #: A hub id, a local diffusers folder, or a single ``.safetensors`` / ``.ckpt`` file.
+    id: str
+    display_name: str = ""
+    #: A VAE used instead of the model's own (hub id or folder), e.g. ``madebyollin/sdxl-vae-fp16-fix``.
+    vae: str = ""
+    width: Annotated[Int, Field(ge=64, le=4096, multiple_of=8)] | None = None
+    height: Annotated[Int, Field(ge=64, le=4096, multiple_of=8)] | None = None
+    steps: Annotated[Int, Field(ge=1)] | None = None
+    guidance: Annotated[float, Field(ge=0, le=100), Strict()] | None = None
+    scheduler: str = ""
+    negative_prompt: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _named(cls, model_id: str) -> str:
+        if not model_id.strip():
+            raise _rule("must name a hub model, a local folder, or a .safetensors or .ckpt file")
+        return model_id
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, name: str) -> str:
+        return _check_scheduler(name) if name else name
+
+    def spec(self, name: str) -> ModelSpec:
+        """This entry as the engine and the bot read it."""
+        return ModelSpec(
+            name=name, source=self.id, display_name=self.display_name, vae=self.vae, width=self.width,
+            height=self.height, steps=self.steps, guidance=self.guidance, scheduler=self.scheduler or None,
+            negative_prompt=self.negative_prompt or None,
+        )
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -174,6 +253,9 @@ class QueueSettings:
     preview_interval_s: Annotated[Float, Field(ge=0)] = 4.0
     #: Times a job may start (restarts, failed deliveries) before it ends ``failed`` instead.
     max_attempts: Annotated[Int, Field(ge=1, le=100)] = 3
+    #: How many models each worker keeps loaded at once; a job for another model unloads the one
+    #: used longest ago first (its memory freed) before the new one moves to the GPU.
+    max_loaded_models: Annotated[Int, Field(ge=1, le=16)] = 1
 
     @field_validator("preview_interval_s")
     @classmethod
@@ -338,10 +420,32 @@ class Settings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: Style presets by name: the shipped ones, changed and extended by ``[styles.NAME]`` tables.
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
+    #: More models by name (``[models.NAME]``); ``[model]`` is the default one.
+    models: Mapping[str, ModelEntry] = field(default_factory=dict)
     #: ``[loras.NAME]``: LoRAs members apply with ``--lora NAME:WEIGHT`` or ``<lora:NAME:WEIGHT>``.
     loras: Mapping[str, LoraConfig] = field(default_factory=dict)
     #: ``[embeddings.NAME]``: textual-inversion embeddings loaded at start, used by their token.
     embeddings: Mapping[str, EmbeddingConfig] = field(default_factory=dict)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, raw: object) -> object:
+        if not isinstance(raw, Mapping):
+            raise _rule("must hold tables ([models.NAME])")
+        bad = [InitErrorDetails(type=_rule(
+            f"{name!r} is not a model name: use 1-32 lowercase letters, digits, '-', '_' or '.'"
+        ), loc=(str(name),), input=name) for name in raw if not isinstance(name, str) or not MODEL_NAME_RE.match(name)]
+        if bad:
+            raise ValidationError.from_exception_data("models", bad)
+        return raw
+
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """Every configured model, the default one (``[model]``) first."""
+        default = ModelSpec(
+            name=self.model.model_name, source=self.model.id, display_name=self.model.display_name,
+            vae=self.model.vae, scheduler=self.model.scheduler or None,
+        )
+        return (default, *(entry.spec(name) for name, entry in self.models.items()))
 
     @field_validator("loras", "embeddings", mode="after")
     @classmethod
@@ -377,6 +481,20 @@ class Settings:
                 raise _located(
                     ("styles", name, "guidance"), f"must be at most generation.max_guidance ({g.max_guidance:g})"
                 )
+        for name, entry in self.models.items():
+            if name == self.model.model_name:
+                raise _located(("models", name), f"is the default model's name ([model] name = {name!r}); "
+                                                 "rename one of them")
+            if entry.steps is not None and entry.steps > g.max_steps:
+                raise _located(("models", name, "steps"), f"must be at most generation.max_steps ({g.max_steps})")
+            if entry.guidance is not None and entry.guidance > g.max_guidance:
+                raise _located(
+                    ("models", name, "guidance"), f"must be at most generation.max_guidance ({g.max_guidance:g})"
+                )
+            for side in ("width", "height"):
+                value = getattr(entry, side)
+                if value is not None and value > g.max_size:
+                    raise _located(("models", name, side), f"must be at most generation.max_size ({g.max_size})")
         return self
 
 
@@ -405,7 +523,7 @@ def _shown(value: object) -> str:
 
 
 def _known_keys(section: str | int) -> str:
-    hint = get_type_hints(Settings).get(str(section))
+    hint = ModelEntry if section == "models" else get_type_hints(Settings).get(str(section))
     return ", ".join(key.name for key in dataclasses.fields(hint)) if dataclasses.is_dataclass(hint) else ""
 
 

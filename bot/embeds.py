@@ -199,6 +199,8 @@ def info_text(
         width=request.width,
         height=request.height,
         native=native,
+        model=request.model,
+        sampler=request.scheduler,
     )
     parts = [
         f"**Image #{image_id}** (job {job_id}, {KIND_LABELS.get(request.kind, request.kind)})",
@@ -207,7 +209,7 @@ def info_text(
         f"Size: {request.width}x{request.height}",
     ]
     if request.scheduler:
-        parts.append(f"Scheduler: {request.scheduler}")
+        parts.append(f"Sampler: {request.scheduler}")
     if request.strength is not None:
         parts.append(f"Strength: {request.strength:g}")
     if parent_image_id is not None:

@@ -32,10 +32,26 @@ from bot.result_files import ResultUpload, encode_png_all, result_upload, withhe
 from bot.views import cancel_view
 from composition.preview_veil import veil_preview
 from composition.upload_fit import MIN_MAX_BYTES
-from generation.errors import FailureForMember, JobCancelled, JobInterrupted, JobTimedOut, QueueFull, WorkerLost
+from generation.errors import (
+    FailureForMember,
+    JobCancelled,
+    JobInterrupted,
+    JobTimedOut,
+    ModelLoadError,
+    QueueFull,
+    WorkerLost,
+)
 from generation.queue import JobQueue, Progress, QueuedJob
 from rules.png_parameters import parameters_text
-from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
+from rules.request import (
+    FLAGGED_INFO_KEY,
+    MASK_INFO_KEY,
+    SAMPLER_INFO_KEY,
+    GenerationLimits,
+    GenerationRequest,
+    RequestError,
+    validate,
+)
 from rules.safety import SafetyPolicy
 from storage import Storage
 from storage.images import NewImage
@@ -124,6 +140,17 @@ class JobRunner:
         self.on_result: list[Callable[[JobRecord, int], Awaitable[None]]] = []
         #: The buttons on results, set by the cog that owns them (None: results have no buttons).
         self.result_view: ResultViewFactory | None = None
+        #: The default model's name: a request naming no model runs on it (the queue prefers
+        #: workers that have it loaded). None: not known (the queue then places such jobs anywhere).
+        self.default_model: str | None = None
+        #: What results call each model by name (its display name); others are called by their name.
+        self.model_titles: dict[str, str] = {}
+
+    def model_title(self, request: GenerationRequest) -> str:
+        """What a result says its model is: the requested model's display name, or the default model's name."""
+        if request.model is None:
+            return self.model_titles.get(self.default_model or "", self.model.model_name)
+        return self.model_titles.get(request.model, request.model)
 
     # -- starting --------------------------------------------------------------------------------
 
@@ -246,6 +273,7 @@ class JobRunner:
             request=request,
             init_image=init_image,
             guild_id=record.guild_id,
+            model=request.model or self.default_model,
             on_start=lambda job: self._started(tracked, job),
             on_progress=lambda progress: self._progress(tracked, progress),
             on_requeue=lambda job: self._requeued(tracked, job),
@@ -540,7 +568,7 @@ class JobRunner:
         await self._after_answers()
         record, request = tracked.record, tracked.request
         seeds = request.seeds()
-        texts = await asyncio.to_thread(self._parameters_texts, request, seeds)
+        texts = await asyncio.to_thread(self._parameters_texts, request, seeds, images)
         encoded = await asyncio.to_thread(encode_png_all, images, texts)
         stored = await asyncio.to_thread(lambda: [self.storage.files.write(data) for data in encoded])
         rows = await self.storage.images.add_many(
@@ -550,7 +578,7 @@ class JobRunner:
                     idx=index,
                     seed=seeds[index],
                     params_json=request.replace(
-                        seed=seeds[index], count=1, extra={**request.extra, "model": self.model.model_name}
+                        seed=seeds[index], count=1, extra={**request.extra, "model": self.model_title(request)}
                     ).to_json(),
                     file=file,
                     width=image.width,
@@ -575,7 +603,7 @@ class JobRunner:
             result_upload, images, encoded, decisions, record.id, seeds, limit, texts[0]
         )
         embed = embeds.result_embed(
-            request, model_name=self.model.model_name, job_id=record.id,
+            request, model_name=self.model_title(request), job_id=record.id,
             requester_id=record.requester_id, image_filename=upload.filename, note=withheld_note(decisions),
         )
         image_ids = [row.id for row in rows]
@@ -596,15 +624,17 @@ class JobRunner:
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
 
-    def _parameters_texts(self, request: GenerationRequest, seeds: list[int]) -> list[str]:
-        """Each image's ``parameters`` text (blocking: LoRA files are hashed, once per file)."""
-        default_sampler = getattr(self.model, "default_sampler", None)
+    def _parameters_texts(
+        self, request: GenerationRequest, seeds: list[int], images: list[Image.Image]
+    ) -> list[str]:
+        """Each image's ``parameters`` text (blocking: LoRA files are hashed, once per file).
+
+        The model is written by the name ``--model`` takes; the sampler is the one the engine says it used.
+        """
+        model = request.model or self.default_model or self.model.model_name
         return [
-            parameters_text(
-                request, seed=seed, model_name=self.model.model_name,
-                default_sampler=default_sampler if isinstance(default_sampler, str) else None,
-            )
-            for seed in seeds
+            parameters_text(request, seed=seed, model_name=model, sampler=image.info.get(SAMPLER_INFO_KEY))
+            for seed, image in zip(seeds, images, strict=True)
         ]
 
     def _previews_unveiled(self, channel_id: int) -> bool:
@@ -762,6 +792,11 @@ def _failure_text(error: BaseException) -> str:
     name = type(error).__name__
     if isinstance(error, WorkerLost):
         return "⚠️ The GPU workers were lost while running this job too many times; it was stopped."
+    if isinstance(error, ModelLoadError):
+        which = f"`{error.model}`" if error.model else "this job's model"
+        why = f": {error.reason}" if error.reason else ""
+        return (f"⚠️ The model {which} could not be loaded{why}. Pick another model (`/models` lists them); "
+                "the owner can find details in the log.")
     if isinstance(error, FailureForMember):
         return f"⚠️ {error}"
     if "OutOfMemory" in name or "out of memory" in str(error).lower():

@@ -18,7 +18,6 @@ import importlib
 import inspect
 import logging
 import math
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,12 +29,21 @@ from PIL import Image
 
 from generation.adapters import LoraAdapters
 from generation.errors import JobStopped, ModelLoadError
-from generation.performance import PerformanceOptions, apply_performance
-from generation.previews import LatentProjection, Previewer, TinyAutoencoderPreview
+from generation.models import LoadedModel, ModelManager, read_text2image
+from generation.performance import PerformanceOptions
+from generation.previews import LatentProjection, Previewer
 from generation.prompt_encoding import PromptEncoder
 from rules.loras import EmbeddingConfig, embeddings_for, strip_lora_tags
+from rules.models import ModelSpec, ModelState, default_model_name
 from rules.prompt_weights import plain_text
-from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest
+from rules.request import (
+    FLAGGED_INFO_KEY,
+    MASK_INFO_KEY,
+    SAMPLER_INFO_KEY,
+    SCHEDULERS,
+    GenerationRequest,
+    canonical_scheduler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,37 +110,17 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     return Placement(device=device, dtype=chosen)
 
 
-def _is_sdxl_checkpoint(path: Path) -> bool:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return any(key.startswith("conditioner.embedders.1") for key in handle.keys())  # noqa: SIM118
-
-
-def _load_failure(model_id: str, path: Path, error: BaseException) -> str:
-    """One line for an operator: which ``[model] id`` failed, why, and what to do about it."""
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    if path.exists():
-        hint = "it is not a diffusers folder or .safetensors checkpoint this bot can load"
-    elif "/" in model_id and not model_id.startswith((".", "/", "~")):
-        hint = (
-            "it was not found on the model hub nor in the local cache"
-            + (" (HF_HUB_OFFLINE is set)" if offline else " (no network, or a wrong id)")
-            + "; check the id, or download it once with network access, or point id at a local folder"
-        )
-    else:
-        hint = "no such file or folder; check the path, or use a hub id like owner/name"
-    return f"model.id: {model_id!r} could not be loaded: {hint} ({type(error).__name__}: {first})"
-
-
-def model_family(pipe: Any) -> str:
-    """``sdxl`` (two text encoders), ``sd2`` (a 1024-wide text encoder) or ``sd1``."""
-    if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
-        return "sdxl"
-    encoder = getattr(pipe, "text_encoder", None)
-    width = getattr(getattr(encoder, "config", None), "hidden_size", 768)
-    return "sd2" if width == 1024 else "sd1"
+def sampler_name(model: LoadedModel) -> str | None:
+    """The sampler a model runs when a request names none: its configured one, else the name in
+    ``SCHEDULERS`` that its own scheduler is (None: not one of those)."""
+    if model.spec.scheduler:
+        return canonical_scheduler(model.spec.scheduler)
+    scheduler = model.default_scheduler
+    config = getattr(scheduler, "config", {})
+    for name, (class_name, changes) in SCHEDULERS.items():
+        if type(scheduler).__name__ == class_name and all(config.get(k) == v for k, v in changes.items()):
+            return name
+    return None
 
 
 def _embedding_source(source: str) -> str:
@@ -154,34 +142,27 @@ def _load_sdxl_embedding(pipe: Any, config: EmbeddingConfig) -> None:
 
 
 def load_text2image(model_id: str, placement: Placement) -> Any:
-    """Load a text-to-image pipeline from a hub id, a local diffusers folder or a .safetensors file."""
-    from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    path = Path(model_id).expanduser()
-    kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
+    """Load a text-to-image pipeline from a hub id, a local diffusers folder or a single checkpoint file."""
+    spec = ModelSpec(name=default_model_name(model_id), source=model_id)
+    pipe = read_text2image(spec, placement.dtype)
     try:
-        if path.suffix == ".safetensors" and path.is_file():
-            cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
-            pipe = cls.from_single_file(str(path), **kwargs)
-        else:
-            source = str(path) if path.exists() else model_id
-            pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
-    except Exception as error:
-        raise ModelLoadError(_load_failure(model_id, path, error)) from error
-    try:
-        pipe = pipe.to(placement.device)
+        return pipe.to(placement.device)
     except Exception as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise ModelLoadError(
             f"model.device: the model could not be moved to {placement.device!r} ({first}); "
             "check [model] device and dtype"
         ) from error
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 class DiffusionEngine:
-    """One loaded model on one device, running one request at a time."""
+    """The models of one device (see :class:`~generation.models.ModelManager`), running one request at a time.
+
+    ``model_id`` is the default model (``[model]``); ``models`` adds more by name. Each request
+    runs on the model it names (:attr:`GenerationRequest.model`; None: the default), loaded on
+    this worker's thread when it is not loaded yet. The properties that describe "the model"
+    (:attr:`model_name`, :attr:`native_size`, the tokenizer) describe the default one.
+    """
 
     def __init__(
         self,
@@ -191,29 +172,34 @@ class DiffusionEngine:
         dtype: str = "auto",
         preview_decoder: str = "",
         performance: PerformanceOptions | None = None,
+        models: Sequence[ModelSpec] = (),
+        max_loaded_models: int = 1,
     ) -> None:
         self.model_id = model_id
         #: Speed and memory switches applied after loading (None: diffusers' defaults).
         self.performance = performance
         self.placement = resolve_placement(device, dtype)
         self.preview_decoder = preview_decoder
-        self.previewer: Previewer = LatentProjection()
-        self._text2image: Any = None
-        self._image2image: Any = None
-        self._inpaint: Any = None
-        self._default_scheduler: Any = None
-        #: The checker run on every result (None: no checking), and the model's own one.
-        self.safety_checker: SafetyChecker | None = None
-        self._model_checker: SafetyChecker | None = None
+        specs = list(models)
+        if not specs or specs[0].source != model_id:
+            specs.insert(0, ModelSpec(name=default_model_name(model_id), source=model_id))
+        #: Every model this worker can run, and which are loaded.
+        self.models = ModelManager(
+            specs, device=self.placement.device, dtype=self.placement.dtype, max_loaded=max_loaded_models,
+            preview_decoder=preview_decoder, performance=performance,
+        )
+        #: The model the last (or running) job used.
+        self._active: LoadedModel | None = None
+        #: The default model's tokenizer and native size, kept when the model itself is unloaded.
+        self._tokenizer: Any = None
+        self._native_size = 0
+        #: ``[safety] checker``: "auto" (each model's own), "off", or the checker function loaded.
+        self._checker_choice: str | SafetyChecker = "auto"
         #: A dedicated upscaler model (hub id or folder); empty: hires fix with the loaded model.
         self.upscaler_id = ""
         self._upscaler: Any = None
-        #: LoRAs loaded into the pipelines, switched on per job.
-        self.adapters = LoraAdapters()
-        #: compel over the text encoder(s), made on first use (the pipelines share their encoders).
-        self._encoder: PromptEncoder | None = None
-        #: Textual-inversion embeddings loaded at start: name -> token.
-        self.embeddings: dict[str, str] = {}
+        #: ``[embeddings.NAME]``: each model gets those made for its family when it becomes active.
+        self._embedding_catalog: dict[str, EmbeddingConfig] = {}
         self._lock = threading.Lock()
 
     @property
@@ -228,56 +214,102 @@ class DiffusionEngine:
         return path.name if path.exists() else self.model_id
 
     @property
+    def default_model(self) -> str:
+        """The name of the default model (what a request naming none runs on)."""
+        return self.models.default
+
+    @property
     def loaded(self) -> bool:
         """Whether :meth:`load` has run."""
-        return self._text2image is not None
+        return self._tokenizer is not None
+
+    @property
+    def loaded_models(self) -> tuple[str, ...]:
+        """The models loaded on this worker now (the queue prefers it for their jobs)."""
+        return self.models.loaded_names
+
+    def model_states(self) -> list[ModelState]:
+        """Each configured model as this worker knows it (for ``/models``; reads small files, call off the loop)."""
+        return self.models.states()
 
     def load(self) -> None:
-        """Load the weights (blocking; minutes for a real model on first use)."""
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
-
-        pipe = load_text2image(self.model_id, self.placement)
-        own_checker = getattr(pipe, "safety_checker", None)
-        if own_checker is not None:
-            # Run the checker ourselves: the pipelines would black flagged images out, and the
-            # operator may prefer them behind a spoiler.
-            self._model_checker = _ModelSafetyChecker(own_checker, pipe.feature_extractor, self.placement)
-            pipe.safety_checker = None
-            pipe.register_to_config(requires_safety_checker=False)
-        self.safety_checker = self._model_checker
-        self._text2image = pipe
-        # Both share every component of ``pipe``: no weights are loaded or copied again.
-        self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
-        self._image2image.set_progress_bar_config(disable=True)
-        self._inpaint = AutoPipelineForInpainting.from_pipe(pipe)
-        self._inpaint.set_progress_bar_config(disable=True)
-        self._default_scheduler = pipe.scheduler
-        if self.performance is not None:
-            apply_performance(pipe, self.performance, self.device)
-        if self.preview_decoder:
-            self.previewer = TinyAutoencoderPreview.load(
-                self.preview_decoder, device=self.device, dtype=self.placement.dtype
-            )
-        else:
-            self.previewer = LatentProjection(sdxl="XL" in type(pipe).__name__)
+        """Load the default model's weights (blocking; minutes for a real model on first use)."""
+        with self._lock:
+            self._active = self.models.get(None)
+            pipe = self._active.text2image
+            self._tokenizer = pipe.tokenizer
+            self._native_size = self._active.native_size
         log.info("model %s loaded on %s (%s)", self.model_name, self.device, self.placement.dtype)
+
+    def use_model(self, name: str | None) -> LoadedModel:
+        """Make ``name`` (None: the default) the model the next job runs on, loading it if needed (blocking).
+
+        :class:`ModelLoadError` if it can't be loaded; the models loaded before keep serving.
+        """
+        with self._lock:
+            return self._use_locked(name)
+
+    def _use_locked(self, name: str | None) -> LoadedModel:
+        try:
+            chosen = self.models.get(name)  # loads it if needed; most recently used now
+        except ModelLoadError:
+            active = self._active
+            if active is not None and self.models.peek(active.spec.name) is not active:
+                self._active = None  # unloaded to make room before the new one failed to move in
+            raise
+        self._active = chosen
+        if self._embedding_catalog:
+            self._embed_into(chosen)
+        return chosen
+
+    @property
+    def active(self) -> LoadedModel:
+        """The model the last (or running) job used."""
+        if self._active is None:
+            raise RuntimeError("the model is not loaded yet")
+        return self._active
+
+    @property
+    def previewer(self) -> Previewer:
+        """The preview renderer of the active model."""
+        return self._active.previewer if self._active is not None else LatentProjection()
+
+    @property
+    def safety_checker(self) -> SafetyChecker | None:
+        """The checker run on every result of the active model (None: no checking)."""
+        choice = self._checker_choice
+        if choice == "off":
+            return None
+        if choice == "auto":
+            own = self._active.checker if self._active is not None else None
+            return _ModelSafetyChecker(own[0], own[1], self.placement) if own is not None else None
+        assert callable(choice)
+        return choice
+
+    @property
+    def _image2image(self) -> Any:
+        return self.active.image2image
+
+    @property
+    def _inpaint(self) -> Any:
+        return self.active.inpaint
+
+    @property
+    def _default_scheduler(self) -> Any:
+        return self.active.default_scheduler
 
     def configure(self, *, safety_checker: str = "auto", upscaler: str = "") -> None:
         """Apply the operator's ``[safety] checker`` and ``[model] upscaler`` (after :meth:`load`).
 
-        ``safety_checker``: ``auto`` (the model's own, if it ships one), ``off``, or
+        ``safety_checker``: ``auto`` (each model's own, if it ships one), ``off``, or
         ``package.module:function``. ``upscaler``: a diffusers upscaler loaded on first use, or
         empty for the hires fix. Waits for the running job, so a job never sees half a change.
         """
-        checker: SafetyChecker | None
-        if safety_checker == "auto":
-            checker = self._model_checker
-        elif safety_checker == "off":
-            checker = None
-        else:
-            checker = load_safety_checker(safety_checker)
+        choice: str | SafetyChecker = (
+            safety_checker if safety_checker in ("auto", "off") else load_safety_checker(safety_checker)
+        )
         with self._lock:
-            self.safety_checker = checker
+            self._checker_choice = choice
             if upscaler != self.upscaler_id:
                 self.upscaler_id = upscaler
                 self._upscaler = None
@@ -289,74 +321,101 @@ class DiffusionEngine:
 
     @property
     def pipeline(self) -> Any:
-        """The loaded text-to-image pipeline."""
-        if self._text2image is None:
-            raise RuntimeError("the model is not loaded yet")
-        return self._text2image
+        """The active model's text-to-image pipeline."""
+        return self.active.text2image
 
     @property
     def native_size(self) -> int:
-        """The model's native image side in pixels (512 for SD 1.5, 1024 for SDXL, 64 for the tiny model)."""
-        pipe = self.pipeline
-        return int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+        """The default model's native image side in pixels (512 for SD 1.5, 1024 for SDXL, 64 for the tiny model)."""
+        if not self.loaded:
+            raise RuntimeError("the model is not loaded yet")
+        return self._native_size
 
     @property
     def max_tokens(self) -> int:
-        """How many tokens (start and end markers included) the text encoder reads."""
-        return int(self.pipeline.tokenizer.model_max_length)
+        """How many tokens (start and end markers included) the default model's text encoder reads."""
+        if not self.loaded:
+            raise RuntimeError("the model is not loaded yet")
+        return int(self._tokenizer.model_max_length)
 
     @property
     def family(self) -> str:
-        """The model family LoRAs and embeddings must be made for: ``sdxl``, ``sd2`` (a 1024-wide text
-        encoder) or ``sd1``."""
-        return model_family(self.pipeline)
+        """The active model's family, as LoRAs and embeddings name it: ``sd1``, ``sd2`` or ``sdxl``."""
+        return self.active.family.lower()
+
+    @property
+    def adapters(self) -> LoraAdapters:
+        """The LoRAs loaded into the active model."""
+        return self.active.adapters
+
+    @property
+    def embeddings(self) -> dict[str, str]:
+        """The textual-inversion embeddings loaded into the active model: name -> token."""
+        return dict(self.active.embeddings)
 
     @property
     def default_sampler(self) -> str | None:
-        """The scheduler name (a key of ``SCHEDULERS``) the model runs when a request names none, if it has one."""
-        cls = type(self._default_scheduler).__name__
-        return next((name for name, class_name in SCHEDULERS.items() if class_name == cls), None)
+        """The sampler (a name in ``SCHEDULERS``) the active model runs when a request names none, if known."""
+        return sampler_name(self.active)
 
     def load_embeddings(self, catalog: Mapping[str, EmbeddingConfig]) -> None:
-        """Load the configured textual-inversion embeddings made for this model's family (after :meth:`load`).
+        """Load the configured textual-inversion embeddings made for the active model's family (after
+        :meth:`load`); models loaded later get theirs when they first run.
 
         Each adds its token to the tokenizer(s); prompts without the token encode exactly as before.
         A file that cannot be loaded is a :class:`ModelLoadError` naming its table.
         """
-        pipe = self.pipeline
-        for name, config in embeddings_for(catalog, self.family).items():
-            if name in self.embeddings:
+        with self._lock:
+            self._embedding_catalog = dict(catalog)
+            self._embed_into(self.active)
+
+    def _embed_into(self, model: LoadedModel) -> None:
+        family = model.family.lower()
+        pipe = model.text2image
+        for name, config in embeddings_for(self._embedding_catalog, family).items():
+            if name in model.embeddings:
                 continue
             try:
-                if self.family == "sdxl":
+                if family == "sdxl":
                     _load_sdxl_embedding(pipe, config)
                 else:
                     pipe.load_textual_inversion(_embedding_source(config.source), token=config.token)
             except Exception as error:
                 first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 raise ModelLoadError(f"embeddings.{name}: {config.source!r} could not be loaded ({first})") from error
-            self.embeddings[name] = config.token
-            log.info("embedding %s loaded as %s", name, config.token)
-        self._encoder = None
+            model.embeddings[name] = config.token
+            model.encoder = None  # the tokenizer changed
+            log.info("embedding %s loaded into %s as %s", name, model.spec.name, config.token)
+
+    def _prompt_encoder(self) -> PromptEncoder:
+        active = self.active
+        if active.encoder is None:
+            active.encoder = PromptEncoder(active.text2image)
+        return active.encoder
 
     def encode_prompts(self, prompts: Sequence[str], negatives: Sequence[str]) -> dict[str, Any]:
-        """The prompt embeddings for one row per image (see :mod:`generation.prompt_encoding`)."""
-        if self._encoder is None:
-            self._encoder = PromptEncoder(self.pipeline)
-        return self._encoder.encode(prompts, negatives)
+        """The active model's prompt embeddings, one row per image (see :mod:`generation.prompt_encoding`)."""
+        return self._prompt_encoder().encode(prompts, negatives)
 
     def count_tokens(self, text: str) -> int:
         """The number of tokens ``text`` takes, start and end markers included."""
-        return len(self.pipeline.tokenizer(text, truncation=False).input_ids)
+        if not self.loaded:
+            raise RuntimeError("the model is not loaded yet")
+        return len(self._tokenizer(text, truncation=False).input_ids)
 
     def _scheduler_for(self, pipe: Any, name: str | None) -> Any:
+        """The scheduler a request names (any spelling accepted), else the model's configured default, else
+        the model's own, built from the model's own scheduler config."""
+        name = name or self.active.spec.scheduler
         if name is None:
             return self._default_scheduler
         import diffusers
 
-        cls = getattr(diffusers, SCHEDULERS[name])
-        extra = {"skip_prk_steps": True} if name == "pndm" else {}  # PRK steps need at least 4 steps
-        return cls.from_config(self._default_scheduler.config, **extra)
+        canonical = canonical_scheduler(name)
+        if canonical is None:
+            raise ValueError(f"unknown scheduler {name!r}")
+        class_name, changes = SCHEDULERS[canonical]
+        return getattr(diffusers, class_name).from_config(self._default_scheduler.config, **changes)
 
     def run(
         self,
@@ -390,6 +449,7 @@ class DiffusionEngine:
         if any(r.batch_key() != key for r in requests):
             raise ValueError("requests in one batch must share size, steps, guidance, scheduler, kind and LoRAs")
         with self._lock:
+            self._use_locked(requests[0].model)
             images = self._run_by_length(requests, init_images, on_step, should_stop)
         out: list[list[Image.Image]] = []
         for request in requests:
@@ -399,9 +459,8 @@ class DiffusionEngine:
 
     def encoded_length(self, request: GenerationRequest) -> int:
         """How many token positions the request's prompts encode to (a multiple of 77)."""
-        if self._encoder is None:
-            self._encoder = PromptEncoder(self.pipeline)
-        return max(self._encoder.length(request.prompt), self._encoder.length(request.negative_prompt))
+        encoder = self._prompt_encoder()
+        return max(encoder.length(request.prompt), encoder.length(request.negative_prompt))
 
     def _run_by_length(
         self,
@@ -435,6 +494,11 @@ class DiffusionEngine:
         should_stop: Callable[[], JobStopped | None] | None,
     ) -> list[Image.Image]:
         images = self._generate(requests, init_images, on_step, should_stop)
+        # The sampler each image was made with, by the name the PNG parameters write.
+        first = requests[0].scheduler
+        sampler = canonical_scheduler(first) if first else sampler_name(self.active)
+        for image in images:
+            image.info[SAMPLER_INFO_KEY] = sampler
         self._flag_unsafe(requests, images)
         return images
 

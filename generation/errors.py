@@ -28,7 +28,15 @@ class AdapterLoadError(FailureForMember):
 
 
 class ModelLoadError(Exception):
-    """The model could not be loaded; the message is one line naming ``[model]`` and what to do."""
+    """A model could not be loaded; the message is one line for the operator naming its config key and what to do.
+
+    ``model`` is the model's name and ``reason`` a few words a member may read (no paths), when known.
+    """
+
+    def __init__(self, message: str, *, model: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.reason = reason
 
 
 class QueueFull(Exception):

@@ -1,4 +1,4 @@
-"""Build a tiny, random-weight Stable Diffusion pipeline and save it as a normal diffusers folder.
+"""Build tiny, random-weight Stable Diffusion pipelines (SD 1.x- and SDXL-shaped) and save them as diffusers folders.
 
 It uses the real diffusers and transformers classes (UNet2DConditionModel, AutoencoderKL,
 CLIPTextModel, a CLIP tokenizer built in code, a scheduler), so everything the bot does with it
@@ -7,8 +7,12 @@ per image on a CPU. Tests build it at start; an operator can build it to check a
 without downloading gigabytes::
 
     python -m generation.tiny_model models/tiny-sd
+    python -m generation.tiny_model --sdxl --seed 1 models/tiny-sdxl
 
-and then set ``[model] id = "models/tiny-sd"`` in ``config.toml``.
+and then set ``[model] id = "models/tiny-sd"`` (or ``[models.NAME] id = ...``) in ``config.toml``.
+The SDXL-shaped one has SDXL's parts (two text encoders, the second with a projection, a UNet
+conditioned on the pooled text and the image size: ``addition_embed_type = "text_time"``), so
+diffusers loads it as a ``StableDiffusionXLPipeline``.
 """
 
 from __future__ import annotations
@@ -69,13 +73,104 @@ def build_tokenizer(folder: Path) -> Any:
     return CLIPTokenizer.from_pretrained(str(folder))
 
 
-def build_tiny_pipeline() -> Any:
-    """Return a freshly built tiny StableDiffusionPipeline with seeded random weights."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+def _tiny_vae(**extra: Any) -> Any:
+    from diffusers import AutoencoderKL
 
-    torch.manual_seed(SEED)
+    return AutoencoderKL(
+        block_out_channels=(32, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+        **extra,
+    )
+
+
+def _tiny_text_config(tokenizer: Any, **extra: Any) -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=TOKENIZER_MAX_LENGTH,
+        **extra,
+    )
+
+
+def _tiny_scheduler() -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
+def build_tiny_sdxl_pipeline(seed: int = SEED) -> Any:
+    """Return a freshly built tiny StableDiffusionXLPipeline with random weights seeded by ``seed``."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    time_embed_dim = 8
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        transformer_layers_per_block=(1, 1),
+        # Six size numbers (original size, crop, target size) embedded, plus the pooled text (32).
+        projection_class_embeddings_input_dim=6 * time_embed_dim + 32,
+        # The two text encoders' hidden states side by side (32 + 32).
+        cross_attention_dim=64,
+        norm_num_groups=32,
+    )
+    vae = _tiny_vae(scaling_factor=0.13025, force_upcast=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(Path(tmp) / "one")
+        tokenizer_2 = build_tokenizer(Path(tmp) / "two")
+    text_encoder = CLIPTextModel(_tiny_text_config(tokenizer))
+    text_encoder_2 = CLIPTextModelWithProjection(_tiny_text_config(tokenizer_2, projection_dim=32))
+    return StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=_tiny_scheduler(),
+    )
+
+
+def build_tiny_pipeline(seed: int = SEED) -> Any:
+    """Return a freshly built tiny StableDiffusionPipeline with random weights seeded by ``seed``."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -87,56 +182,27 @@ def build_tiny_pipeline() -> Any:
         cross_attention_dim=32,
         norm_num_groups=32,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 32),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=64,
-    )
+    vae = _tiny_vae()
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = build_tokenizer(Path(tmp))
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=TOKENIZER_MAX_LENGTH,
-        )
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    text_encoder = CLIPTextModel(_tiny_text_config(tokenizer))
     return StableDiffusionPipeline(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        scheduler=scheduler,
+        scheduler=_tiny_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
 
 
-def save_tiny_pipeline(folder: Path) -> Path:
-    """Build the tiny pipeline and save it as a diffusers folder at ``folder``; return the folder."""
+def save_tiny_pipeline(folder: Path, seed: int = SEED, *, sdxl: bool = False) -> Path:
+    """Build a tiny pipeline (SDXL-shaped with ``sdxl``) and save it as a diffusers folder at ``folder``."""
     folder = Path(folder)
-    build_tiny_pipeline().save_pretrained(folder, safe_serialization=True)
+    pipe = build_tiny_sdxl_pipeline(seed) if sdxl else build_tiny_pipeline(seed)
+    pipe.save_pretrained(folder, safe_serialization=True)
     return folder
 
 
@@ -169,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m generation.tiny_model FOLDER``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("folder", type=Path, help="where to write the diffusers folder")
+    parser.add_argument("--sdxl", action="store_true", help="an SDXL-shaped pipeline (two text encoders)")
+    parser.add_argument("--seed", type=int, default=SEED, help="seeds the random weights")
     args = parser.parse_args(argv)
-    save_tiny_pipeline(args.folder)
+    save_tiny_pipeline(args.folder, args.seed, sdxl=args.sdxl)
     print(f"tiny model written to {args.folder}; set [model] id = \"{args.folder}\" in config.toml")
     return 0
 

@@ -1,4 +1,4 @@
-"""Building the GPU side from settings: one engine per device, and the queue over them."""
+"""Building the GPU side from settings: one engine per device (each with every configured model), and the queue."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from generation.engine import DiffusionEngine
 from generation.performance import PerformanceOptions
 from generation.queue import Engine, JobQueue
 from rules.loras import EmbeddingConfig
+from rules.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +22,22 @@ async def load_engines(
     dtype: str = "auto",
     preview_decoder: str = "",
     performance: PerformanceOptions | None = None,
+    models: Sequence[ModelSpec] = (),
+    max_loaded_models: int = 1,
     embeddings: Mapping[str, EmbeddingConfig] | None = None,
 ) -> list[DiffusionEngine]:
-    """Load the model once per device, off the event loop, one device after the other, with the
-    configured textual-inversion embeddings made for its family."""
+    """Load the default model once per device, off the event loop, one device after the other.
+
+    ``models`` (the default one first, as :meth:`bot.config.Settings.model_specs` lists them) are
+    the models each engine may load later, when a job asks for one; up to ``max_loaded_models``
+    stay loaded per device. ``embeddings`` are the configured textual-inversion embeddings: each
+    model gets those made for its family when it is loaded.
+    """
     engines: list[DiffusionEngine] = []
     for device in devices:
         engine = DiffusionEngine(
-            model_id, device=device, dtype=dtype, preview_decoder=preview_decoder, performance=performance
+            model_id, device=device, dtype=dtype, preview_decoder=preview_decoder, performance=performance,
+            models=models, max_loaded_models=max_loaded_models,
         )
         log.info("loading model %s on %s...", model_id, engine.device)
         await asyncio.to_thread(engine.load)
@@ -51,11 +60,15 @@ def build_queue(
     max_worker_losses: int = 3,
     allow_no_workers: bool = False,
     max_pending_per_guild: int = 0,
+    max_loaded_models: int = 1,
 ) -> JobQueue:
     """The job queue over these engines, with the configured caps, timeout, batching and previews.
 
     ``allow_no_workers``: the engines come later (:meth:`JobQueue.add_engine`, a cluster's workers).
+    ``max_loaded_models`` is the engines' (see :func:`load_engines`); it is accepted here so the
+    whole ``[queue]`` section can be passed.
     """
+    del max_loaded_models
     return JobQueue(
         engines,
         max_pending_per_user=max_pending_per_user,

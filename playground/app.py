@@ -116,7 +116,8 @@ async def serve(
         try:
             model = settings.model
             engines = await load_engines(
-                model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder
+                model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
+                models=settings.model_specs(), max_loaded_models=settings.queue.max_loaded_models,
             )
             queue = build_queue(engines, **_as_kwargs(settings.queue))
             bot = ArtBot(settings, storage=storage, queue=queue, model=engines[0])

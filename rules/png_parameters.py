@@ -28,19 +28,10 @@ from typing import Any, Final
 from PIL import Image, PngImagePlugin
 
 from rules.loras import extract_lora_tags
-from rules.request import GenerationRequest, LoraUse
+from rules.request import GenerationRequest, LoraUse, canonical_scheduler
 
 #: The PNG text chunk (and the key in Pillow's ``Image.info``) the web UI writes.
 PARAMETERS_KEY: Final = "parameters"
-#: Our scheduler names -> the web UI's sampler names (``Sampler:``); read back by :func:`scheduler_of`.
-A1111_SAMPLERS: Final[Mapping[str, str]] = {
-    "ddim": "DDIM",
-    "euler": "Euler",
-    "euler_a": "Euler a",
-    "dpmpp_2m": "DPM++ 2M",
-    "unipc": "UniPC",
-    "pndm": "PLMS",
-}
 _SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
 
 
@@ -92,19 +83,20 @@ def parameters_text(
     *,
     seed: int,
     model_name: str,
-    default_sampler: str | None = None,
+    sampler: str | None = None,
 ) -> str:
     """The ``parameters`` text of one image of ``request`` (its own ``seed``).
 
-    ``default_sampler`` is the scheduler name the model runs when the request names none.
+    ``sampler`` is the one the image was made with (the samplers carry the web UI's names); None:
+    the request's, else ``Default`` (the model's own scheduler, none the web UI names).
     """
     lines = [" ".join(prompt_with_lora_tags(request.prompt, request.loras).split())]
     if request.negative_prompt.strip():
         lines.append(f"Negative prompt: {' '.join(request.negative_prompt.split())}")
-    scheduler = request.scheduler or default_sampler
+    used = sampler or (canonical_scheduler(request.scheduler) if request.scheduler else None)
     fields = [
         ("Steps", str(request.steps)),
-        ("Sampler", A1111_SAMPLERS.get(scheduler or "", scheduler or "Default")),
+        ("Sampler", used or "Default"),
         ("CFG scale", _number(request.guidance)),
         ("Seed", str(seed)),
         ("Size", f"{request.width}x{request.height}"),
@@ -148,19 +140,15 @@ class PngParameters:
 
     @property
     def scheduler(self) -> str | None:
-        """Our scheduler name for :attr:`sampler` (None: the model's default)."""
+        """The sampler name in ``SCHEDULERS`` for :attr:`sampler` (None: the model's default)."""
         return scheduler_of(self.sampler)
 
 
 def scheduler_of(sampler: str | None) -> str | None:
-    """Our scheduler name for a web UI (or ComfyUI) sampler name; None when unknown."""
+    """The sampler name in ``SCHEDULERS`` for a web UI (or ComfyUI) sampler name; None when unknown."""
     if not sampler:
         return None
-    wanted = sampler.strip().lower().replace(" karras", "")
-    for name, a1111 in A1111_SAMPLERS.items():
-        if wanted in (a1111.lower(), name):
-            return name
-    return {"euler_ancestral": "euler_a", "dpm++ 2m": "dpmpp_2m", "plms": "pndm"}.get(wanted)
+    return canonical_scheduler(sampler) or canonical_scheduler(sampler.replace("ancestral", "a"))
 
 
 def _whole(value: Any) -> int | None:

@@ -14,13 +14,17 @@ flag            value                       slash-command option it fills
 ``--cfg``       number                      ``guidance``
 ``--n``         whole number                ``count``
 ``--style``     a style preset's name       ``style``
+``--model``     a configured model's name   ``model``
+``--sampler``   a sampler name              ``sampler``
 ``--lora``      ``NAME`` or ``NAME:WEIGHT`` a LoRA from ``[loras.NAME]`` (repeatable)
 ==============  ==========================  ====================================
 
-``--aspect``, ``--guidance`` and ``--count`` are accepted as other names for ``--ar``, ``--cfg`` and
-``--n``. ``--lora`` is the one flag that may be given several times. Phones turn ``--`` into an em
-dash, so ``—ar`` (and the en dash ``–ar``) count as ``--ar``. A flag starts only after a space (or
-at the very start), so ``well--known`` is text.
+``--aspect``, ``--guidance``, ``--count`` and ``--scheduler`` are accepted as other names for
+``--ar``, ``--cfg``, ``--n`` and ``--sampler``. A sampler's name may have spaces
+(``--sampler DPM++ 2M Karras``; its value runs up to the next flag, like ``--no``'s) and any case;
+``euler_a`` and ``dpm++_2m_karras`` work too. ``--lora`` is the one flag that may be given several
+times. Phones turn ``--`` into an em dash, so ``—ar`` (and the en dash ``–ar``) count as ``--ar``.
+A flag starts only after a space (or at the very start), so ``well--known`` is text.
 
 This module checks the *form* of each value (a number is a number); ranges are checked by
 :func:`rules.request.validate`, which knows the configured limits. Errors are
@@ -36,18 +40,21 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict, cast
 
-from rules.request import SEED_MAX, RequestError
+from rules.models import MODEL_NAME_RE
+from rules.request import SCHEDULERS, SEED_MAX, RequestError, canonical_scheduler
 
 #: The widest aspect ratio accepted, either way round (4:1 or 1:4).
 MAX_ASPECT: Final = 4.0
 
 #: Canonical flag names, in the order they are listed to users and written by :func:`reproduce_line`.
-FLAG_NAMES: Final[tuple[str, ...]] = ("ar", "size", "seed", "steps", "cfg", "n", "style", "lora", "no")
+FLAG_NAMES: Final[tuple[str, ...]] = (
+    "ar", "size", "seed", "steps", "cfg", "n", "style", "model", "sampler", "lora", "no"
+)
 #: Flags that may be given more than once (their values are collected in order).
 REPEATABLE_FLAGS: Final = frozenset({"lora"})
 
 #: Other spellings users may type, mapped to the canonical name.
-FLAG_ALIASES: Final[Mapping[str, str]] = {"aspect": "ar", "guidance": "cfg", "count": "n"}
+FLAG_ALIASES: Final[Mapping[str, str]] = {"aspect": "ar", "guidance": "cfg", "count": "n", "scheduler": "sampler"}
 
 #: An example for each flag, used in error messages.
 _EXAMPLES: Final[Mapping[str, str]] = {
@@ -58,6 +65,8 @@ _EXAMPLES: Final[Mapping[str, str]] = {
     "cfg": "--cfg 7.5",
     "n": "--n 4",
     "style": "--style comic",
+    "model": "--model sdxl",
+    "sampler": "--sampler DPM++ 2M Karras",
     "lora": "--lora ink:0.8",
     "no": "--no text, watermark",
 }
@@ -91,6 +100,8 @@ class Flags(TypedDict, total=False):
     cfg: float
     n: int
     style: str
+    model: str
+    sampler: str
     lora: tuple[tuple[str, float | None], ...]
     no: str
 
@@ -137,8 +148,17 @@ def check_aspect(ratio_w: int, ratio_h: int) -> None:
         )
 
 
-def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
+def _parse_value(flag: str, raw: str, styles: Collection[str] | None, models: Collection[str] | None) -> Any:
     """Turn the raw text after one flag into its typed value."""
+    if flag == "sampler":
+        typed = " ".join(raw.split())
+        if not typed:
+            raise FlagError("sampler", f"`--sampler` needs a sampler's name, like `{_EXAMPLES['sampler']}`.")
+        sampler = canonical_scheduler(typed)
+        if sampler is None:
+            listing = ", ".join(SCHEDULERS)
+            raise FlagError("sampler", f"`--sampler {typed}` is not a sampler I know. Samplers: {listing}.")
+        return sampler
     if flag == "no":
         negative = raw.strip().strip(",").strip()
         if not negative:
@@ -174,6 +194,13 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
         if not _NUMBER_RE.match(value) or not math.isfinite(float(value)):
             raise FlagError("cfg", f"`--cfg` needs a number, like `--cfg 7.5`; you gave `{value}`.")
         return float(value)
+    if flag == "model":
+        name = value.lower()
+        known_models = list(models) if models is not None else None
+        if not MODEL_NAME_RE.match(name) or (known_models is not None and name not in known_models):
+            listing = f" Models: {', '.join(known_models)}." if known_models else ""
+            raise FlagError("model", f"`--model {value}` is not a model I know.{listing}")
+        return name
     # style
     name = value.lower()
     known = sorted(styles) if styles is not None else None
@@ -183,12 +210,15 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None) -> Any:
     return name
 
 
-def parse_prompt(text: str, *, styles: Collection[str] | None = None) -> ParsedPrompt:
+def parse_prompt(
+    text: str, *, styles: Collection[str] | None = None, models: Collection[str] | None = None
+) -> ParsedPrompt:
     """Split ``text`` into the prompt and its flags; raise :class:`FlagError` naming the flag on a mistake.
 
     The prompt is the text before the first flag, stripped. A leading ``/imagine prompt:`` (from a
     pasted :func:`reproduce_line`) is dropped. ``styles``, when given, is the set of known style
-    names: ``--style`` must name one of them. Flag names are case-insensitive.
+    names: ``--style`` must name one of them; ``models`` does the same for ``--model``. Flag names
+    are case-insensitive.
     """
     text = _COMMAND_PREFIX_RE.sub("", text, count=1)
     matches = list(_FLAG_RE.finditer(text))
@@ -203,7 +233,7 @@ def parse_prompt(text: str, *, styles: Collection[str] | None = None) -> ParsedP
         if flag in flags and flag not in REPEATABLE_FLAGS:
             raise FlagError(flag, f"`--{flag}` is given twice; keep one.")
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        value = _parse_value(flag, text[match.end() : end], styles)
+        value = _parse_value(flag, text[match.end() : end], styles, models)
         flags[flag] = (*flags.get(flag, ()), value) if flag in REPEATABLE_FLAGS else value
     if "ar" in flags and "size" in flags:
         raise FlagError("size", "Use either `--ar` or `--size`, not both.")
@@ -257,6 +287,8 @@ _OPTION_OF_FLAG: Final[Mapping[str, str]] = {
     "cfg": "guidance",
     "n": "count",
     "style": "style",
+    "model": "model",
+    "sampler": "sampler",
     "lora": "loras",
     "no": "negative",
 }
@@ -304,6 +336,8 @@ def reproduce_line(
     width: int,
     height: int,
     native: int | None = None,
+    model: str | None = None,
+    sampler: str | None = None,
 ) -> str:
     """The ``/imagine prompt: ... --ar ... --seed ... --steps ... --cfg ... --no ...`` line for one image.
 
@@ -311,8 +345,8 @@ def reproduce_line(
     is written as ``--ar W:H`` when :func:`aspect_size` gives back exactly ``width x height`` at the
     model's ``native`` size, else as ``--size WxH``, so the line always reproduces the image. A
     style is not written: its text is already part of ``prompt`` and ``negative_prompt``, and its
-    steps and guidance are written as numbers. Feeding the line (with or without the
-    ``/imagine prompt:`` start) to :func:`parse_prompt` gives these values back.
+    steps and guidance are written as numbers; ``model`` and ``sampler`` are written when given.
+    Feeding the line (with or without the ``/imagine prompt:`` start) to :func:`parse_prompt` gives these values back.
     """
     parts = [f"/imagine prompt: {prompt.strip()}"]
     divisor = math.gcd(width, height)
@@ -325,6 +359,10 @@ def reproduce_line(
     parts.append(f"--seed {seed}")
     parts.append(f"--steps {steps}")
     parts.append(f"--cfg {_number_text(guidance)}")
+    if model:
+        parts.append(f"--model {model}")
+    if sampler:
+        parts.append(f"--sampler {sampler}")
     if negative_prompt.strip():
         parts.append(f"--no {negative_prompt.strip()}")
     return " ".join(parts)

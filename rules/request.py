@@ -22,21 +22,73 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 #: safety checker (a bool). The queue carries images without looking inside them.
 MASK_INFO_KEY = "panelbot.mask"
 FLAGGED_INFO_KEY = "panelbot.flagged"
+#: Key in a result image's ``info`` naming the sampler it was made with (a name in ``SCHEDULERS``, or
+#: None when the model's own scheduler is none of those), for the PNG's parameters.
+SAMPLER_INFO_KEY = "panelbot.sampler"
 
 RequestKind = Literal["txt2img", "img2img", "inpaint", "upscale"]
 #: Kinds that start from a source image.
 IMAGE_KINDS: tuple[str, ...] = ("img2img", "inpaint", "upscale")
 SEED_MAX = 2**32 - 1
 
-#: Scheduler names users may pick, mapped to diffusers class names.
-SCHEDULERS: dict[str, str] = {
-    "ddim": "DDIMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "pndm": "PNDMScheduler",
+#: Schedulers ("samplers") by the names artists know from other tools, mapped to the diffusers
+#: class and the config changes that make it that sampler. The engine builds each from the
+#: loaded model's own scheduler config. ``DPM++ SDE Karras`` runs as DPM-Solver++ in its SDE
+#: form (``algorithm_type="sde-dpmsolver++"``): the same sampler as diffusers'
+#: ``DPMSolverSDEScheduler`` without needing the ``torchsde`` package.
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE Karras": (
+        "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
+    ),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "LCM": ("LCMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
 }
+
+#: Other spellings accepted (and the lowercase names jobs stored before these names were used).
+_SCHEDULER_ALIASES: dict[str, str] = {
+    "euler_a": "Euler a",
+    "euler ancestral": "Euler a",
+    "k_euler_a": "Euler a",
+    "k_euler": "Euler",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp 2m": "DPM++ 2M",
+    "dpmpp 2m karras": "DPM++ 2M Karras",
+    "dpmpp sde karras": "DPM++ SDE Karras",
+    "pndm": "PLMS",
+    "unipc": "UniPC",
+}
+
+
+def _scheduler_key(text: str) -> str:
+    """Lower case, ``_`` and ``-`` as spaces, single spaces: ``"DPM++_2M-karras"`` -> ``"dpm++ 2m karras"``."""
+    return " ".join(text.replace("_", " ").replace("-", " ").lower().split())
+
+
+_SCHEDULER_KEYS: dict[str, str] = {
+    **{_scheduler_key(alias): name for alias, name in _SCHEDULER_ALIASES.items()},
+    **{alias: name for alias, name in _SCHEDULER_ALIASES.items()},
+    **{_scheduler_key(name): name for name in SCHEDULERS},
+}
+
+
+def canonical_scheduler(text: str) -> str | None:
+    """The scheduler's name as listed in :data:`SCHEDULERS` for any accepted spelling, else None.
+
+    Case, underscores and dashes do not matter (``"dpm++ 2m karras"``, ``"euler_a"``), and the old
+    lowercase names stored jobs use (``dpmpp_2m``, ``pndm``) still work.
+    """
+    return _SCHEDULER_KEYS.get(text.strip()) or _SCHEDULER_KEYS.get(_scheduler_key(text))
+
+
+def scheduler_error(field_name: str, given: str) -> RequestError:
+    """The error for a scheduler name that is not known: it names the field and lists the known names."""
+    return RequestError(field_name, f"`{field_name}` must be one of {', '.join(SCHEDULERS)}; you gave {given!r}.")
 
 
 class RequestError(ValueError):
@@ -144,6 +196,8 @@ class GenerationRequest:
     count: int = 1
     scheduler: str | None = None
     kind: RequestKind = "txt2img"
+    #: The configured model to run on, by name (None: the default model, ``[model]``).
+    model: str | None = None
     #: Path (relative to the image store) of the source image for img2img, inpaint and upscale.
     init_image: str | None = None
     #: Path (relative to the image store) of the inpainting mask: white is redrawn, black kept.
@@ -185,7 +239,8 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys can run as one pipeline call."""
         return (
-            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength, self.loras
+            self.kind, self.width, self.height, self.steps, self.guidance, self.scheduler, self.strength, self.model,
+            self.loras,
         )
 
 
@@ -220,11 +275,11 @@ def validate(request: GenerationRequest, limits: GenerationLimits) -> Generation
     _check_range("count", request.count, 1, limits.max_count)
     for use in request.loras:
         _check_range(f"LoRA {use.name} weight", use.weight, -4.0, 4.0)
-    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
-        raise RequestError(
-            "scheduler",
-            f"`scheduler` must be one of {', '.join(sorted(SCHEDULERS))}; you gave {request.scheduler!r}.",
-        )
+    scheduler = request.scheduler
+    if scheduler is not None:
+        scheduler = canonical_scheduler(scheduler)
+        if scheduler is None:
+            raise scheduler_error("scheduler", str(request.scheduler))
     max_pixels = limits.max_upscaled_pixels if request.kind == "upscale" else limits.max_pixels
     max_size = max(limits.max_size, 2 * limits.max_size if request.kind == "upscale" else 0)
     for name in ("width", "height"):
@@ -248,7 +303,7 @@ def validate(request: GenerationRequest, limits: GenerationLimits) -> Generation
         if request.strength is None:
             raise RequestError("strength", "`strength` is needed with a source image.")
         _check_range("strength", request.strength, 0.01, 1.0)
-    return request.replace(prompt=prompt)
+    return request.replace(prompt=prompt, scheduler=scheduler)
 
 
 def reroll_of(request: GenerationRequest, seed: int | None = None) -> GenerationRequest:

@@ -34,6 +34,28 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SDXL-shaped folder (two text encoders), seeded apart from the SD one, built once."""
+    import torch
+
+    from generation.tiny_model import save_tiny_pipeline
+
+    torch.set_num_threads(1)
+    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=1, sdxl=True)
+
+
+@pytest.fixture(scope="session")
+def broken_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A copy of the tiny model folder whose UNet weights are garbage: it looks like a model but can't load."""
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("models") / "broken"))
+    for weights in (folder / "unet").glob("*.safetensors"):
+        weights.write_bytes(b"not safetensors at all")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     """The tiny model loaded through the same path as any local diffusers folder."""
     from generation.engine import DiffusionEngine

@@ -174,7 +174,7 @@ def test_parameters_text_is_the_web_uis(tmp_path: Path) -> None:
         "Steps: 3, Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 6, Size: 64x96, Model: tiny-sd, "
         f'Lora hashes: "ink: {digest}"'
     )
-    plain = parameters_text(GenerationRequest(prompt="a cat", seed=1), seed=1, model_name="m", default_sampler="ddim")
+    plain = parameters_text(GenerationRequest(prompt="a cat", seed=1), seed=1, model_name="m", sampler="DDIM")
     assert plain == "a cat\nSteps: 30, Sampler: DDIM, CFG scale: 7, Seed: 1, Size: 512x512, Model: m"
 
 
@@ -193,7 +193,7 @@ def test_parameters_read_back_from_the_png(tmp_path: Path) -> None:
     assert params is not None
     assert (params.prompt, params.negative_prompt) == ("a (red:1.2) cat <lora:ink:0.5> <lora:pen:1>", "blur, text")
     assert (params.steps, params.guidance, params.seed, params.width, params.height) == (3, 7.5, 6, 64, 96)
-    assert (params.scheduler, params.model) == ("dpmpp_2m", "tiny-sd")
+    assert (params.scheduler, params.model) == ("DPM++ 2M", "tiny-sd")
 
 
 def test_a_png_without_parameters_reads_as_none() -> None:
@@ -205,13 +205,14 @@ def test_non_latin_prompts_survive() -> None:
     text = "猫 (sakura:1.2)\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 1, Size: 64x64, Model: m"
     with Image.open(io.BytesIO(png_bytes(Image.new("RGB", (8, 8)), text))) as image:
         params = read_parameters(image)
-    assert params is not None and params.prompt == "猫 (sakura:1.2)" and params.scheduler == "euler_a"
+    assert params is not None and params.prompt == "猫 (sakura:1.2)" and params.scheduler == "Euler a"
 
 
 @pytest.mark.parametrize(
     ("sampler", "scheduler"),
-    [("DPM++ 2M Karras", "dpmpp_2m"), ("Euler a", "euler_a"), ("PLMS", "pndm"), ("DDIM", "ddim"),
-     ("euler_ancestral", "euler_a"), ("Heun", None), (None, None)],
+    [("DPM++ 2M Karras", "DPM++ 2M Karras"), ("DPM++ 2M", "DPM++ 2M"), ("Euler a", "Euler a"), ("PLMS", "PLMS"),
+     ("DDIM", "DDIM"), ("euler_ancestral", "Euler a"), ("dpmpp_2m", "DPM++ 2M"), ("Heun", None), ("Default", None),
+     (None, None)],
 )
 def test_sampler_names_map_back(sampler: str | None, scheduler: str | None) -> None:
     assert scheduler_of(sampler) == scheduler

@@ -87,8 +87,10 @@ def test_mistakes_raise_flag_error_naming_the_flag(text: str, flag: str, fragmen
 
 
 def test_unknown_flag_lists_valid_ones() -> None:
-    listing = r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--lora`, `--no`"
-    with pytest.raises(FlagError, match=listing):
+    listed = (
+        r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--model`, `--sampler`, `--lora`, `--no`"
+    )
+    with pytest.raises(FlagError, match=listed):
         parse_prompt("cat --quality 2")
 
 

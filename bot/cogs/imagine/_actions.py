@@ -9,6 +9,7 @@ before a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Sequence
@@ -162,9 +163,12 @@ class ResultActions:
         except NotFound:
             return "That image is no longer in the database."
         request = GenerationRequest.from_json(image.params_json)
+        native = self.services.model.native_size
+        with contextlib.suppress(RequestError):  # a model no longer configured: the default's size
+            native = self.services.native_size_of(self.services.model_spec(request.model), self.services.model_states())
         return embeds.info_text(
-            request, image_id=image.id, job_id=image.job_id, model_name=self.services.model.model_name,
-            native=self.services.model.native_size, parent_image_id=image.parent_image_id,
+            request, image_id=image.id, job_id=image.job_id, model_name=self.services.runner.model_title(request),
+            native=native, parent_image_id=image.parent_image_id,
         )
 
     async def add_to_comic(self, image_id: int, *, user_id: int, guild_id: int | None) -> str:

@@ -30,7 +30,8 @@ from bot.jobs import JobOrigin
 from bot.outlets import NO_PINGS
 from bot.services import Services
 from generation.errors import QueueFull
-from rules.request import SEED_MAX, RequestError
+from rules.models import ModelSpec, match_models
+from rules.request import SCHEDULERS, SEED_MAX, RequestError
 from rules.styles import match_styles
 from storage.errors import NotFound
 from storage.messages import PostedMessage
@@ -80,6 +81,9 @@ class Imagine(commands.Cog):
             )
         _buttons.register(self.bot, self.actions)
         self.services.runner.result_view = _buttons.result_view
+        # Read each model's family and native size from its files once, off the loop; later asks are
+        # answered from memory.
+        await asyncio.to_thread(self.services.model_states)
 
     async def cog_unload(self) -> None:
         """Take the buttons off new results and stop answering clicks on old ones."""
@@ -100,10 +104,13 @@ class Imagine(commands.Cog):
         height="Height in pixels, a multiple of 8 (default: the model's native size)",
         count="How many images (1-4); two or more come as one grid",
         style="A style preset: wraps the prompt, adds a negative prompt and defaults",
+        model="Which model draws it (/models lists them)",
+        sampler="The sampler (scheduler); default: the model's own",
         image="A PNG, JPEG or WebP to start from (img2img)",
         mask="With image: white where the image is redrawn, black where it is kept (inpainting)",
         strength="With image: how much of it is redrawn (0.05 keeps it, 1 ignores it)",
     )
+    @app_commands.choices(sampler=[app_commands.Choice(name=name, value=name) for name in SCHEDULERS])
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -119,11 +126,13 @@ class Imagine(commands.Cog):
         image: discord.Attachment | None = None,
         mask: discord.Attachment | None = None,
         strength: app_commands.Range[float, 0.05, 1.0] | None = None,
+        model: app_commands.Range[str, 1, 32] | None = None,
+        sampler: str | None = None,
     ) -> None:
         """Generate images from a text prompt, or from an image you upload."""
         options = ImagineOptions(
             prompt=prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,
-            width=width, height=height, count=count, style=style,
+            width=width, height=height, count=count, style=style, model=model, sampler=sampler,
         )
         async with self.services.runner.answering():
             await self._imagine(interaction, options, image, mask, strength)
@@ -144,10 +153,20 @@ class Imagine(commands.Cog):
                 raise RequestError(
                     "image", "`mask` and `strength` work on an uploaded `image`; add one, or leave them out."
                 )
-            # Check the prompt (flags, style, blocked words) before downloading anything.
+            # Check the prompt (flags, style, model, blocked words) before downloading anything.
+            models = self.services.known_models()
+            states = self.services.model_states()  # from memory (read in cog_load)
+
+            def native_for(spec: ModelSpec) -> int:
+                return self.services.native_size_of(spec, states)
+
+            def family_for(spec: ModelSpec) -> str | None:
+                return self.services.family_of(spec, states)
+
             request = build_request(
                 options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                safety=settings.safety, loras=settings.loras, family=model_family_of(self.services.model),
+                safety=settings.safety, models=models, native_for=native_for, loras=settings.loras,
+                family_for=family_for,
             )
             if image is not None:
                 # Downloading and checking uploads can take a while: answer Discord within its 3 s first.
@@ -155,8 +174,8 @@ class Imagine(commands.Cog):
                 decoded = await read_sources(image, mask, limits=limits)
                 request = build_request(
                     options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                    safety=settings.safety, source_size=decoded.size, loras=settings.loras,
-                    family=model_family_of(self.services.model),
+                    safety=settings.safety, source_size=decoded.size, models=models, native_for=native_for,
+                    loras=settings.loras, family_for=family_for,
                 ).replace(
                     seed=request.seed,
                     kind="inpaint" if decoded.mask is not None else "img2img",
@@ -193,11 +212,14 @@ class Imagine(commands.Cog):
             params, size = await read_png_parameters(png, limits=settings.generation)
             if params is None:
                 raise RequestError("png", NO_PARAMETERS_TEXT)
+            models = self.services.known_models()
+            states = self.services.model_states()  # from memory (read in cog_load)
             request = build_request(
-                rerun_options(params, size), limits=settings.generation, native=self.services.model.native_size,
-                styles=settings.styles, safety=settings.safety, loras=settings.loras,
-                family=model_family_of(self.services.model),
-            ).replace(scheduler=params.scheduler)
+                rerun_options(params, size, models), limits=settings.generation,
+                native=self.services.model.native_size, styles=settings.styles, safety=settings.safety,
+                models=models, native_for=lambda spec: self.services.native_size_of(spec, states),
+                loras=settings.loras, family_for=lambda spec: self.services.family_of(spec, states),
+            )
         except RequestError as error:
             await reply_ephemeral(interaction, str(error))
             return
@@ -222,6 +244,16 @@ class Imagine(commands.Cog):
             description = styles[name].description
             label = f"{name}: {description}" if description else name
             choices.append(app_commands.Choice(name=embeds.shorten(label, 100), value=name))
+        return choices
+
+    @imagine.autocomplete("model")
+    async def _model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        choices = []
+        for spec in match_models(current, self.services.known_models()):
+            label = f"{spec.name}: {spec.display_name}" if spec.display_name else spec.name
+            choices.append(app_commands.Choice(name=embeds.shorten(label, 100), value=spec.name))
         return choices
 
     # -- /history, /queue, /cancel ---------------------------------------------------------------------

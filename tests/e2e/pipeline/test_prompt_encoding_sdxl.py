@@ -1,13 +1,12 @@
-"""compel's SDXL path (two text encoders, pooled embeddings) on a tiny SDXL-shaped pipeline built here.
+"""compel's SDXL path (two text encoders, pooled embeddings) on the tiny SDXL-shaped model.
 
-The pipeline is the real ``StableDiffusionXLPipeline`` with random weights: a UNet with SDXL's
-``text_time`` conditioning, ``CLIPTextModel`` and ``CLIPTextModelWithProjection`` over the tiny
-tokenizer, saved as a diffusers folder and loaded through :class:`DiffusionEngine` like any model.
+The pipeline is the real ``StableDiffusionXLPipeline`` with random weights
+(:func:`generation.tiny_model.build_tiny_sdxl_pipeline`), loaded through :class:`DiffusionEngine`
+like any model folder.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,52 +14,15 @@ import pytest
 import torch
 
 from generation.engine import DiffusionEngine
-from generation.tiny_model import TOKENIZER_MAX_LENGTH, build_tokenizer
 from rules.request import GenerationRequest
 
 BASE = GenerationRequest(prompt="a red cat on a hat", seed=5, steps=2, guidance=5.0, width=64, height=64)
 HEAD = ", ".join(["a castle on a hill"] * 30)
 
 
-def build_tiny_sdxl() -> object:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
-        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=32,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 32), in_channels=3, out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, norm_num_groups=32,
-        sample_size=64,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(Path(tmp) / "one")
-        tokenizer_2 = build_tokenizer(Path(tmp) / "two")
-    config = CLIPTextConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=3,
-        vocab_size=len(tokenizer), max_position_embeddings=TOKENIZER_MAX_LENGTH, projection_dim=32,
-    )
-    return StableDiffusionXLPipeline(
-        vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=CLIPTextModelWithProjection(config),
-        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet,
-        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                         steps_offset=1, timestep_spacing="leading"),
-    )
-
-
 @pytest.fixture(scope="module")
-def sdxl_engine(tmp_path_factory: pytest.TempPathFactory) -> DiffusionEngine:
-    folder = tmp_path_factory.mktemp("models") / "tiny-sdxl"
-    build_tiny_sdxl().save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
-    engine = DiffusionEngine(str(folder), device="cpu", dtype="float32")
+def sdxl_engine(tiny_sdxl_model_dir: Path) -> DiffusionEngine:
+    engine = DiffusionEngine(str(tiny_sdxl_model_dir), device="cpu", dtype="float32")
     engine.load()
     return engine
 
