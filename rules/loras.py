@@ -120,7 +120,8 @@ def resolve_loras(
         config = catalog[name]
         if family is not None and config.family != family:
             raise RequestError(
-                "lora", f"`{name}` is made for {config.family} models; this bot runs a {family} model."
+                "lora", f"`{name}` is made for {config.family} models; this model is {family}. "
+                "Pick a model of its family, or leave the LoRA out."
             )
         chosen = config.default_weight if weight is None else weight
         if not MIN_WEIGHT <= chosen <= MAX_WEIGHT:

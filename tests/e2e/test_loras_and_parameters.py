@@ -122,13 +122,14 @@ async def test_lora_flag_and_tag_apply_the_lora_and_the_png_carries_the_paramete
     assert "<lora:ink:0.9>" in tagged.embeds[0]["description"].replace("\u200b", "")
     assert any(field["name"] == "LoRAs" and "ink 0.9" in field["value"] for field in tagged.embeds[0]["fields"])
 
-    # Every PNG carries the web UI's parameters: the LoRA as a tag, with its file's hash.
+    # Every PNG carries the web UI's parameters: the LoRA as a tag, with its file's hash; the model by the name
+    # `--model` takes (the harness's [model] id is "tiny").
     digest = lora_hash(str(lora_file))
     texts = [Image.open(io.BytesIO(data)).info[PARAMETERS_KEY] for data in files]
-    assert texts[0] == "a red cat\nSteps: 3, Sampler: DDIM, CFG scale: 5, Seed: 5, Size: 64x64, Model: tiny-sd"
+    assert texts[0] == "a red cat\nSteps: 3, Sampler: DDIM, CFG scale: 5, Seed: 5, Size: 64x64, Model: tiny"
     assert texts[1] == (
         "a red cat, inkwash <lora:ink:0.9>\n"
-        f'Steps: 3, Sampler: DDIM, CFG scale: 5, Seed: 5, Size: 64x64, Model: tiny-sd, Lora hashes: "ink: {digest}"'
+        f'Steps: 3, Sampler: DDIM, CFG scale: 5, Seed: 5, Size: 64x64, Model: tiny, Lora hashes: "ink: {digest}"'
     )
     assert texts[2].startswith("a red cat <lora:ink:0.9>, inkwash\n")
 
@@ -149,7 +150,7 @@ async def test_rerun_from_a_downloaded_png_gives_the_same_pixels(
     assert np.array_equal(pixels(Image.open(io.BytesIO(await download(again)))), pixels(Image.open(io.BytesIO(data))))
     rerun = job_request(tmp_path / "bot.sqlite3", 2)
     assert rerun["prompt"] == "a (red:1.3) cat <lora:ink:0.6>, inkwash"
-    assert (rerun["seed"], rerun["count"], rerun["scheduler"], rerun["negative_prompt"]) == (77, 1, "ddim", "blur")
+    assert (rerun["seed"], rerun["count"], rerun["scheduler"], rerun["negative_prompt"]) == (77, 1, "DDIM", "blur")
     assert rerun["loras"] == [{"name": "ink", "source": job_request(tmp_path / "bot.sqlite3", 1)["loras"][0]["source"],
                                "weight": 0.6}]
 
@@ -164,7 +165,9 @@ async def test_refusals_say_what_to_change(emulator: DiscordEmulator, bot: Runni
     unknown = await ephemeral(emulator, "imagine", {"prompt": "a cat <lora:ghost:1>"}, cy)
     assert unknown.content == "`ghost` is not a LoRA I know. LoRAs: ink, xl-pens."
     wrong_family = await ephemeral(emulator, "imagine", {"prompt": "a cat --lora xl-pens"}, cy)
-    assert wrong_family.content == "`xl-pens` is made for sdxl models; this bot runs a sd1 model."
+    assert wrong_family.content == (
+        "`xl-pens` is made for sdxl models; this model is sd1. Pick a model of its family, or leave the LoRA out."
+    )
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (10, 200, 10)).save(buffer, format="PNG")
     bare = await ephemeral(
@@ -192,3 +195,32 @@ async def test_a_prompt_past_77_tokens_is_drawn_not_refused(
     image = pixels(Image.open(io.BytesIO(await download(result))))
     request = GenerationRequest(prompt=long_prompt, seed=3, steps=3, guidance=5.0, width=64, height=64)
     assert np.array_equal(image, pixels(own_engine.run(request)[0]))
+
+
+async def test_another_model_is_checked_for_the_lora_family_and_named_in_the_png(
+    emulator: DiscordEmulator, tiny_model_dir: Path, tiny_sdxl_model_dir: Path, lora_file: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        emulator, tmp_path, model={"id": str(tiny_model_dir)}, models={"xl": {"id": str(tiny_sdxl_model_dir)}},
+        loras={"ink": {"source": str(lora_file)}},
+    )
+    engine = DiffusionEngine(str(tiny_model_dir), device="cpu", dtype="float32", models=settings.model_specs())
+    engine.load()
+    running = await start_bot(emulator, engine, settings)
+    try:
+        fay = emulator.add_member("fay")
+        refused = await ephemeral(emulator, "imagine", {"prompt": "a cat --model xl --lora ink"}, fay)
+        assert refused.content.startswith("`ink` is made for sd1 models; this model is sdxl.")
+        original = await imagine(emulator, fay, "a (red:1.2) cat --model xl --seed 4 --n 1 --steps 2", 0)
+        data = await download(original)
+        text = Image.open(io.BytesIO(data)).info[PARAMETERS_KEY]
+        assert text.endswith("Seed: 4, Size: 64x64, Model: xl") and "Sampler: " in text
+        await emulator.send_slash_command(
+            "rerun", {}, user_id=fay, attachments={"png": ("xl.png", data, "image/png")}
+        )
+        again = await next_result(emulator, 1)
+        first, second = (pixels(Image.open(io.BytesIO(file))) for file in (data, await download(again)))
+        assert np.array_equal(first, second)
+        assert job_request(tmp_path / "bot.sqlite3", 2)["model"] == "xl"  # job 1 was the original
+    finally:
+        await running.stop()

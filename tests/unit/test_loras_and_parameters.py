@@ -88,7 +88,7 @@ def test_resolution_uses_default_weights_and_appends_missing_trigger_words() -> 
     ("prompt", "flags", "fragment"),
     [
         ("a <lora:ghost:1>", [], "`ghost` is not a LoRA I know. LoRAs: ink, xl-only."),
-        ("a cat", [("xl-only", 1.0)], "made for sdxl models; this bot runs a sd1 model"),
+        ("a cat", [("xl-only", 1.0)], "made for sdxl models; this model is sd1"),
         ("a cat <lora:ink:9>", [], "between -4 and 4"),
     ],
 )
