@@ -10,6 +10,7 @@ from bot.discord_limits import CONTENT_MAX, EMBED_DESCRIPTION_MAX, EMBED_FIELD_M
 from bot.emojis import NUMBERS, REROLL, RESULT_REACTIONS, UPSCALE, VARY
 from generation.queue import Progress
 from rules.loras import EmbeddingConfig, LoraConfig
+from rules.png_parameters import prompt_with_lora_tags
 from rules.prompt_flags import reproduce_line
 from rules.request import GenerationRequest
 
@@ -191,7 +192,8 @@ def info_text(
 ) -> str:
     """Every parameter of one image, and the exact /imagine line that makes it again (ephemeral)."""
     line = reproduce_line(
-        prompt=request.prompt,
+        # LoRAs given with --lora become <lora:...> tags, so the line applies them too.
+        prompt=prompt_with_lora_tags(request.prompt, request.loras),
         negative_prompt=request.negative_prompt,
         seed=request.seed,
         steps=request.steps,

@@ -246,3 +246,21 @@ def test_a_result_re_encoded_to_fit_keeps_its_parameters_in_exif(tmp_path: Path)
     with Image.open(io.BytesIO(upload.data)) as image:
         params = read_parameters(image)
     assert params is not None and params.seed == 6 and params.prompt.endswith("<lora:pen:1>")
+
+
+def test_the_info_line_reproduces_loras_given_as_flags() -> None:
+    from bot.embeds import info_text
+    from rules.prompt_flags import parse_prompt as parse
+
+    request = build_request(
+        ImagineOptions(prompt="a cat --lora ink:0.5 --seed 4 --n 1"), limits=GenerationLimits(), native=64,
+        styles={}, safety=SafetyPolicy(), loras=CATALOG, family="sd1",
+    )
+    text = info_text(request, image_id=1, job_id=1, model_name="m", native=64, parent_image_id=None)
+    line = next(part for part in text.splitlines() if "/imagine prompt:" in part).strip("`")
+    again = build_request(
+        ImagineOptions(prompt=line), limits=GenerationLimits(), native=64, styles={}, safety=SafetyPolicy(),
+        loras=CATALOG, family="sd1",
+    )
+    assert parse(line).prompt.endswith("<lora:ink:0.5>")
+    assert again.loras == request.loras and again.seed == 4
