@@ -147,3 +147,14 @@ def test_img2img_takes_the_embeddings_too(engine: DiffusionEngine, tmp_path: Pat
     weighted = pixels(engine.run(request.replace(prompt=HEAD + ", (red:1.5) cat"), init_image=source)[0])
     assert plain.shape == weighted.shape == (64, 64, 3)
     assert np.abs(plain - weighted).mean() > 0.1
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["(cat:-5)", "(cat:1000)", "(((((((((((cat)))))))))))", "(:1.2)", "()", "[]", "(cat:0)", "\\", ":",
+     "((a:1.2):0.5)", "a (cat", "a cat]"],
+)
+def test_odd_syntax_encodes_to_finite_embeddings(engine: DiffusionEngine, prompt: str) -> None:
+    out = engine.encode_prompts([prompt], [""])
+    assert out["prompt_embeds"].shape == (1, 77, 32)
+    assert bool(torch.isfinite(out["prompt_embeds"]).all())
