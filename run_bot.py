@@ -76,6 +76,7 @@ async def run(settings: Settings) -> None:
                 model.id, model.all_devices(), dtype=model.dtype, preview_decoder=model.preview_decoder,
                 performance=PerformanceOptions(**dataclasses.asdict(settings.performance)),
                 models=settings.model_specs(), max_loaded_models=settings.queue.max_loaded_models,
+                embeddings=settings.embeddings,
             )
             queue, model_info = build_queue(engines, **dataclasses.asdict(settings.queue)), engines[0]
         bot = ArtBot(settings, storage=storage, queue=queue, model=model_info)

@@ -24,6 +24,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from composition.comic_layout import LAYOUTS, MAX_PANELS_PER_PAGE
+from rules.loras import EmbeddingConfig, LoraConfig, check_names
 from rules.models import MODEL_NAME_RE, ModelSpec, default_model_name
 from rules.request import SCHEDULERS, GenerationLimits, canonical_scheduler
 from rules.safety import SafetyPolicy
@@ -472,6 +473,10 @@ class Settings:
     styles: Mapping[str, StylePreset] = field(default_factory=lambda: dict(DEFAULT_STYLES))
     #: More models by name (``[models.NAME]``); ``[model]`` is the default one.
     models: Mapping[str, ModelEntry] = field(default_factory=dict)
+    #: ``[loras.NAME]``: LoRAs members apply with ``--lora NAME:WEIGHT`` or ``<lora:NAME:WEIGHT>``.
+    loras: Mapping[str, LoraConfig] = field(default_factory=dict)
+    #: ``[embeddings.NAME]``: textual-inversion embeddings loaded at start, used by their token.
+    embeddings: Mapping[str, EmbeddingConfig] = field(default_factory=dict)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -492,6 +497,15 @@ class Settings:
             vae=self.model.vae, scheduler=self.model.scheduler or None,
         )
         return (default, *(entry.spec(name) for name, entry in self.models.items()))
+
+    @field_validator("loras", "embeddings", mode="after")
+    @classmethod
+    def _typable_names(cls, tables: Mapping[str, Any], info: Any) -> Mapping[str, Any]:
+        try:
+            check_names(tables, info.field_name)
+        except ValueError as error:
+            raise _rule(str(error)) from None
+        return tables
 
     @field_validator("styles", mode="before")
     @classmethod

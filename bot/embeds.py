@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import discord
 from discord.utils import escape_markdown
@@ -11,6 +11,8 @@ from bot.discord_limits import CONTENT_MAX, EMBED_DESCRIPTION_MAX, EMBED_FIELD_M
 from bot.emojis import NUMBERS, REROLL, RESULT_REACTIONS, UPSCALE, VARY
 from generation.queue import Progress
 from rules.characters import CHARACTERS_KEY
+from rules.loras import EmbeddingConfig, LoraConfig
+from rules.png_parameters import prompt_with_lora_tags
 from rules.prompt_flags import reproduce_line
 from rules.request import GenerationRequest
 
@@ -150,6 +152,9 @@ def result_embed(
     embed.add_field(name="Model", value=shorten(model_name, EMBED_FIELD_MAX))
     if request.strength is not None:
         embed.add_field(name="Strength", value=f"{request.strength:g}")
+    if request.loras:
+        used = ", ".join(f"{use.name} {use.weight:g}" for use in request.loras)
+        embed.add_field(name="LoRAs", value=shorten(discord.utils.escape_markdown(used), EMBED_FIELD_MAX))
     if request.negative_prompt:
         negative = shorten(quote_prompt(request.negative_prompt, 900), EMBED_FIELD_MAX)
         embed.add_field(name="Negative", value=negative, inline=False)
@@ -173,6 +178,30 @@ def result_embed(
     return embed
 
 
+def loras_embed(
+    loras: Mapping[str, LoraConfig], embeddings: Mapping[str, EmbeddingConfig], family: str | None
+) -> discord.Embed:
+    """/loras: each LoRA's name, trigger words, default weight and family, then the embeddings' tokens."""
+    escape = discord.utils.escape_markdown
+    lines = ["**LoRAs** (`--lora NAME:WEIGHT` or `<lora:NAME:WEIGHT>` in the prompt)"]
+    for name, lora in sorted(loras.items()):
+        usable = "" if family is None or lora.family == family else f" (not for this {family} model)"
+        triggers = f", adds {escape(', '.join(lora.trigger_words))}" if lora.trigger_words else ""
+        lines.append(f"• `{name}`: weight {lora.default_weight:g}, {lora.family}{triggers}{usable}")
+    if not loras:
+        lines.append("None are configured.")
+    lines.append("**Embeddings** (write the token in the prompt)")
+    for name, embedding in sorted(embeddings.items()):
+        usable = "" if family is None or embedding.family == family else f" (not for this {family} model)"
+        lines.append(f"• `{name}`: token `{embedding.token}`, {embedding.family}{usable}")
+    if not embeddings:
+        lines.append("None are configured.")
+    return discord.Embed(
+        title="LoRAs and embeddings", description=shorten_lines(lines, EMBED_DESCRIPTION_MAX),
+        colour=discord.Colour.blurple(),
+    )
+
+
 def image_filename(job_id: int, index: int, seed: int) -> str:
     """The attachment name of one result image."""
     return f"job{job_id}_{index + 1}_seed{seed}.png"
@@ -194,7 +223,8 @@ def info_text(
 ) -> str:
     """Every parameter of one image, and the exact /imagine line that makes it again (ephemeral)."""
     line = reproduce_line(
-        prompt=request.prompt,
+        # LoRAs given with --lora become <lora:...> tags, so the line applies them too.
+        prompt=prompt_with_lora_tags(request.prompt, request.loras),
         negative_prompt=request.negative_prompt,
         seed=request.seed,
         steps=request.steps,

@@ -45,7 +45,16 @@ from generation.errors import (
     WorkerLost,
 )
 from generation.queue import JobQueue, Progress, QueuedJob
-from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, GenerationLimits, GenerationRequest, RequestError, validate
+from rules.png_parameters import parameters_text
+from rules.request import (
+    FLAGGED_INFO_KEY,
+    MASK_INFO_KEY,
+    SAMPLER_INFO_KEY,
+    GenerationLimits,
+    GenerationRequest,
+    RequestError,
+    validate,
+)
 from rules.safety import SafetyPolicy
 from rules.training import TRAIN_KIND, TRAINING_KEY, TrainingSpec
 from storage import Storage
@@ -163,11 +172,8 @@ class JobRunner:
         return self.servers.effective(guild_id).safety if self.servers is not None else self.safety
 
     def validate(self, request: GenerationRequest, guild_id: int | None = None) -> GenerationRequest:
-        """Check a request against the server's limits and the model's token limit (:class:`RequestError`)."""
-        model = self.model
-        return validate(
-            request, self.limits_for(guild_id), count_tokens=model.count_tokens, max_tokens=model.max_tokens
-        )
+        """Check a request against the server's limits (:class:`RequestError`)."""
+        return validate(request, self.limits_for(guild_id))
 
     async def start_job(
         self,
@@ -653,7 +659,8 @@ class JobRunner:
         await self._after_answers()
         record, request = tracked.record, tracked.request
         seeds = request.seeds()
-        encoded = await asyncio.to_thread(encode_png_all, images)
+        texts = await asyncio.to_thread(self._parameters_texts, request, seeds, images)
+        encoded = await asyncio.to_thread(encode_png_all, images, texts)
         stored = await asyncio.to_thread(lambda: [self.storage.files.write(data) for data in encoded])
         rows = await self.storage.images.add_many(
             [
@@ -684,7 +691,9 @@ class JobRunner:
             log.info("job %s: safety decisions %s", record.id, decisions)
         await self.storage.images.record_safety([row.id for row in rows], decisions)
         limit = self._upload_limit(tracked)
-        upload = await asyncio.to_thread(result_upload, images, encoded, decisions, record.id, seeds, limit)
+        upload = await asyncio.to_thread(
+            result_upload, images, encoded, decisions, record.id, seeds, limit, texts[0]
+        )
         embed = embeds.result_embed(
             request, model_name=self.model_title(request), job_id=record.id,
             requester_id=record.requester_id, image_filename=upload.filename, note=withheld_note(decisions),
@@ -692,7 +701,9 @@ class JobRunner:
         image_ids = [row.id for row in rows]
         view = self.result_view(record.id, image_ids, upload.shown) if self.result_view is not None else None
         await self.storage.jobs.mark_delivering(record.id)
-        posted = await self._post_with_retries(tracked, embed, upload, view, images, encoded, seeds, limit)
+        posted = await self._post_with_retries(
+            tracked, embed, upload, view, images, encoded, seeds, limit, parameters=texts[0]
+        )
         await self._record_result(record, posted.message_id, posted.channel_id, image_ids)
         took = time.monotonic() - (tracked.started or time.monotonic())
         await self._final_status(tracked, embeds.done_text(request, took))
@@ -704,6 +715,19 @@ class JobRunner:
                 await hook(record, posted.message_id)
             except Exception:
                 log.exception("a result hook failed for job %s", record.id)
+
+    def _parameters_texts(
+        self, request: GenerationRequest, seeds: list[int], images: list[Image.Image]
+    ) -> list[str]:
+        """Each image's ``parameters`` text (blocking: LoRA files are hashed, once per file).
+
+        The model is written by the name ``--model`` takes; the sampler is the one the engine says it used.
+        """
+        model = request.model or self.default_model or self.model.model_name
+        return [
+            parameters_text(request, seed=seed, model_name=model, sampler=image.info.get(SAMPLER_INFO_KEY))
+            for seed, image in zip(seeds, images, strict=True)
+        ]
 
     def _previews_unveiled(self, channel_id: int, guild_id: int | None) -> bool:
         """Sharp previews only where flagged images are posted as they are (age-restricted, ``allow``)."""
@@ -766,6 +790,8 @@ class JobRunner:
         encoded: list[bytes],
         seeds: list[int],
         limit: int,
+        *,
+        parameters: str | None = None,
     ) -> PostedRef:
         """Post the result, retrying on network faults; a file Discord finds too large is re-encoded smaller."""
         for attempt, delay in enumerate((0.0, *POST_RETRY_DELAYS_S)):
@@ -783,7 +809,7 @@ class JobRunner:
                     limit = max(MIN_MAX_BYTES, min(limit, size) * 2 // 3)
                     log.info("job %s: Discord refused %d bytes; re-encoding under %d", tracked.record.id, size, limit)
                     upload = await asyncio.to_thread(
-                        result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit
+                        result_upload, images, encoded, upload.decisions, tracked.record.id, seeds, limit, parameters
                     )
                     if upload.filename is not None:
                         embed.set_image(url=f"attachment://{upload.filename}")
@@ -858,13 +884,13 @@ def _failure_text(error: BaseException) -> str:
     name = type(error).__name__
     if isinstance(error, WorkerLost):
         return "⚠️ The GPU workers were lost while running this job too many times; it was stopped."
-    if isinstance(error, FailureForMember):
-        return f"⚠️ {error}"
     if isinstance(error, ModelLoadError):
         which = f"`{error.model}`" if error.model else "this job's model"
         why = f": {error.reason}" if error.reason else ""
         return (f"⚠️ The model {which} could not be loaded{why}. Pick another model (`/models` lists them); "
                 "the owner can find details in the log.")
+    if isinstance(error, FailureForMember):
+        return f"⚠️ {error}"
     if "OutOfMemory" in name or "out of memory" in str(error).lower():
         return "⚠️ The GPU ran out of memory on this job. Try a smaller size or fewer images."
     return "⚠️ Something went wrong while generating this image; the owner can find details in the log."

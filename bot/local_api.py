@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from aiohttp import web
 
-from bot.cogs.imagine._build import ImagineOptions, build_request
+from bot.cogs.imagine._build import ImagineOptions, build_request, model_family_of
 from bot.jobs import JobOrigin
 from bot.outlets import ChannelOutlet, PostedRef
 from generation.errors import QueueFull
@@ -171,11 +171,9 @@ class LocalApi:
             options = options_from_json(body)
             built = build_request(
                 options, limits=settings.generation, native=bot.model.native_size, styles=settings.styles,
-                safety=settings.safety,
+                safety=settings.safety, loras=settings.loras, family=model_family_of(bot.model),
             )
-            checked = validate(
-                built, settings.generation, count_tokens=bot.model.count_tokens, max_tokens=bot.model.max_tokens
-            )
+            checked = validate(built, settings.generation)
             bot.queue.check_capacity(user_id)
         except (RequestError, QueueFull) as error:
             return web.json_response({"error": str(error)}, status=400)

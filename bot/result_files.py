@@ -1,11 +1,14 @@
 """The files a result posts: its images as PNG, one grid for several, withheld cells grey, fitted to the upload limit.
 
+Every PNG carries its generation parameters in the web UI's ``parameters`` text chunk
+(:mod:`rules.png_parameters`); a grid carries the first image's. A result re-encoded as WebP or JPEG
+to fit the upload limit keeps them in its EXIF UserComment, as the web UI does.
+
 Blocking Pillow work: call these through ``asyncio.to_thread``. No Discord here.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from PIL import Image
@@ -13,6 +16,7 @@ from PIL import Image
 from bot import embeds
 from composition.grid import make_grid
 from composition.upload_fit import fit_upload
+from rules.png_parameters import png_bytes
 from rules.safety import Decision
 
 #: A withheld image's cell in a grid.
@@ -32,14 +36,10 @@ class ResultUpload:
         """Whether each image can be seen in the message (withheld ones can't)."""
         return tuple(decision != "withhold" for decision in self.decisions)
 
-def encode_png_all(images: list[Image.Image]) -> list[bytes]:
-    """Each image as PNG bytes (fast settings: these are stored, not posted as they are)."""
-    out: list[bytes] = []
-    for image in images:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)
-        out.append(buffer.getvalue())
-    return out
+def encode_png_all(images: list[Image.Image], parameters: list[str] | None = None) -> list[bytes]:
+    """Each image as PNG bytes with its ``parameters`` text (fast settings: these are stored and posted as they are)."""
+    texts: list[str | None] = list(parameters) if parameters is not None else [None] * len(images)
+    return [png_bytes(image, text) for image, text in zip(images, texts, strict=True)]
 
 def result_upload(
     images: list[Image.Image],
@@ -48,11 +48,13 @@ def result_upload(
     job_id: int,
     seeds: list[int],
     limit: int,
+    parameters: str | None = None,
 ) -> ResultUpload:
     """The file a result posts (blocking: grid making and encoding; run it in a thread).
 
     One image: itself. Several: one grid, withheld cells painted grey. Spoilers: the whole file
     (``SPOILER_`` name). Nothing shown: no file. A PNG over ``limit`` is re-encoded to fit.
+    ``parameters`` is the text the posted file carries: the image's own, or a grid's first image's.
     """
     shown = [decision != "withhold" for decision in decisions]
     if not any(shown):
@@ -65,11 +67,9 @@ def result_upload(
             for image, visible in zip(images, shown, strict=True)
         ]
         picture = make_grid(cells)
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        data, name = buffer.getvalue(), embeds.grid_filename(job_id, seeds[0])
+        data, name = png_bytes(picture, parameters, optimize=True), embeds.grid_filename(job_id, seeds[0])
     if len(data) > limit:
-        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0])
+        fitted = fit_upload(picture, limit, filename_stem=name.rsplit(".", 1)[0], parameters=parameters)
         data, name = fitted.data, fitted.filename
     if "spoiler" in decisions:
         name = f"SPOILER_{name}"

@@ -84,6 +84,18 @@ class Services:
         return self.model.native_size
 
 
+    def family_of(self, spec: ModelSpec, states: Sequence[ModelState] = ()) -> str | None:
+        """A model's family as LoRAs name it (``sd1``, ``sd2``, ``sdxl``): the default model's own, else as a
+        worker read it from the model's files (``states``); None when not known (not checked then)."""
+        if spec.name == self.known_models()[0].name:
+            family = getattr(self.model, "family", None)
+            return family.lower() if isinstance(family, str) else None
+        for state in states:
+            if state.name == spec.name and state.family:
+                return state.family.lower()
+        return None
+
+
 @runtime_checkable
 class ProvidesServices(Protocol):
     """A bot that hands its cogs their services (:class:`bot.bot.ArtBot`)."""

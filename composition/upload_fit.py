@@ -17,9 +17,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from PIL import Image, features
+from PIL import Image, PngImagePlugin, features
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ MIN_SIDE: Final = 16
 _CONTENT_TYPES: Final[dict[str, str]] = {"PNG": "image/png", "WEBP": "image/webp", "JPEG": "image/jpeg"}
 _EXTENSIONS: Final[dict[str, str]] = {"PNG": "png", "WEBP": "webp", "JPEG": "jpg"}
 _UNSAFE_NAME_RE: Final = re.compile(r"[^A-Za-z0-9._-]+")
+#: EXIF's Exif IFD, and its UserComment tag (where the web UI writes parameters into JPEG and WebP).
+_EXIF_IFD: Final = 0x8769
+_USER_COMMENT: Final = 0x9286
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,28 @@ def _safe_stem(stem: str) -> str:
     return cleaned or "image"
 
 
-def _encode(image: Image.Image, fmt: EncodedFormat, quality: int | None) -> bytes:
-    buffer = io.BytesIO()
+def _metadata(fmt: EncodedFormat, parameters: str | None) -> dict[str, Any]:
+    """Where the web UI keeps generation parameters: a PNG ``parameters`` text chunk, else EXIF UserComment."""
+    if not parameters:
+        return {}
     if fmt == "PNG":
-        image.save(buffer, format="PNG")
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", parameters)
+        return {"pnginfo": info}
+    exif = Image.Exif()
+    exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = b"UNICODE\0" + parameters.encode("utf-16-be")
+    return {"exif": exif.tobytes()}
+
+
+def _encode(image: Image.Image, fmt: EncodedFormat, quality: int | None, parameters: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    extra = _metadata(fmt, parameters)
+    if fmt == "PNG":
+        image.save(buffer, format="PNG", **extra)
     elif fmt == "WEBP":
-        image.save(buffer, format="WEBP", quality=quality, method=4)
+        image.save(buffer, format="WEBP", quality=quality, method=4, **extra)
     else:
-        image.save(buffer, format="JPEG", quality=quality, optimize=True)
+        image.save(buffer, format="JPEG", quality=quality, optimize=True, **extra)
     return buffer.getvalue()
 
 
@@ -83,14 +100,16 @@ def _for_format(image: Image.Image, fmt: EncodedFormat) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _best_lossy(image: Image.Image, fmt: EncodedFormat, max_bytes: int) -> tuple[bytes, int] | int:
+def _best_lossy(
+    image: Image.Image, fmt: EncodedFormat, max_bytes: int, parameters: str | None = None
+) -> tuple[bytes, int] | int:
     """The highest ladder quality whose encoding fits, found by bisection (size grows with quality).
 
     When even the lowest quality is too big, its byte count.
     """
     prepared = _for_format(image, fmt)
     lowest = QUALITY_LADDER[-1]
-    data = _encode(prepared, fmt, lowest)
+    data = _encode(prepared, fmt, lowest, parameters)
     if len(data) > max_bytes:
         return len(data)
     best: tuple[bytes, int] = (data, lowest)
@@ -98,7 +117,7 @@ def _best_lossy(image: Image.Image, fmt: EncodedFormat, max_bytes: int) -> tuple
     while low <= high:
         middle = (low + high) // 2
         quality = QUALITY_LADDER[middle]
-        data = _encode(prepared, fmt, quality)
+        data = _encode(prepared, fmt, quality, parameters)
         if len(data) <= max_bytes:
             best = (data, quality)
             high = middle - 1
@@ -111,8 +130,13 @@ def _lossy_formats() -> tuple[EncodedFormat, ...]:
     return ("WEBP", "JPEG") if features.check("webp") else ("JPEG",)
 
 
-def fit_upload(image: Image.Image, max_bytes: int, *, filename_stem: str) -> EncodedImage:
+def fit_upload(
+    image: Image.Image, max_bytes: int, *, filename_stem: str, parameters: str | None = None
+) -> EncodedImage:
     """Encode ``image`` in at most ``max_bytes``: PNG, else WebP or JPEG, else smaller. Blocking.
+
+    ``parameters`` (the web UI's generation text) is kept as AUTOMATIC1111 keeps it: a PNG
+    ``parameters`` text chunk, or the EXIF UserComment of a WebP or JPEG.
 
     When shrinking, the next size is estimated from how far the smallest encoding missed (never
     less of a cut than :data:`DOWNSCALE_STEP` per side), so large misses take few steps.
@@ -124,7 +148,7 @@ def fit_upload(image: Image.Image, max_bytes: int, *, filename_stem: str) -> Enc
     current = image
     try_png = True
     while True:
-        result, smallest = _fit_at_size(current, max_bytes, try_png=try_png)
+        result, smallest = _fit_at_size(current, max_bytes, try_png=try_png, parameters=parameters)
         if result is not None:
             data, fmt, quality = result
             if current.size != image.size:
@@ -149,17 +173,17 @@ def fit_upload(image: Image.Image, max_bytes: int, *, filename_stem: str) -> Enc
 
 
 def _fit_at_size(
-    image: Image.Image, max_bytes: int, *, try_png: bool
+    image: Image.Image, max_bytes: int, *, try_png: bool, parameters: str | None = None
 ) -> tuple[tuple[bytes, EncodedFormat, int | None] | None, int]:
     """The best encoding that fits, or ``None`` and the smallest byte count seen."""
     smallest = None
     if try_png:
-        png = _encode(image, "PNG", None)
+        png = _encode(image, "PNG", None, parameters)
         if len(png) <= max_bytes:
             return (png, "PNG", None), len(png)
         smallest = len(png)
     for fmt in _lossy_formats():
-        found = _best_lossy(image, fmt, max_bytes)
+        found = _best_lossy(image, fmt, max_bytes, parameters)
         if isinstance(found, int):
             smallest = found if smallest is None else min(smallest, found)
             continue

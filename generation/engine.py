@@ -20,7 +20,7 @@ import inspect
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,18 @@ from generation.ip_adapter import IpAdapter, IpAdapterSource
 from generation.models import LoadedModel, ModelManager, read_text2image
 from generation.performance import PerformanceOptions
 from generation.previews import LatentProjection, Previewer
+from generation.prompt_encoding import PromptEncoder
+from rules.loras import EmbeddingConfig, embeddings_for, strip_lora_tags
 from rules.models import ModelSpec, ModelState, default_model_name
-from rules.request import FLAGGED_INFO_KEY, MASK_INFO_KEY, SCHEDULERS, GenerationRequest, canonical_scheduler
+from rules.prompt_weights import plain_text
+from rules.request import (
+    FLAGGED_INFO_KEY,
+    MASK_INFO_KEY,
+    SAMPLER_INFO_KEY,
+    SCHEDULERS,
+    GenerationRequest,
+    canonical_scheduler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +113,37 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     return Placement(device=device, dtype=chosen)
 
 
+def sampler_name(model: LoadedModel) -> str | None:
+    """The sampler a model runs when a request names none: its configured one, else the name in
+    ``SCHEDULERS`` that its own scheduler is (None: not one of those)."""
+    if model.spec.scheduler:
+        return canonical_scheduler(model.spec.scheduler)
+    scheduler = model.default_scheduler
+    config = getattr(scheduler, "config", {})
+    for name, (class_name, changes) in SCHEDULERS.items():
+        if type(scheduler).__name__ == class_name and all(config.get(k) == v for k, v in changes.items()):
+            return name
+    return None
+
+
+def _embedding_source(source: str) -> str:
+    path = Path(source).expanduser()
+    return str(path) if path.exists() else source
+
+
+def _load_sdxl_embedding(pipe: Any, config: EmbeddingConfig) -> None:
+    """An SDXL embedding holds one tensor per encoder (``clip_l``, ``clip_g``): load each into its own."""
+    from safetensors.torch import load_file
+
+    state = load_file(_embedding_source(config.source))
+    pipe.load_textual_inversion(
+        state["clip_l"], token=config.token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
+    )
+    pipe.load_textual_inversion(
+        state["clip_g"], token=config.token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
+
+
 def load_text2image(model_id: str, placement: Placement) -> Any:
     """Load a text-to-image pipeline from a hub id, a local diffusers folder or a single checkpoint file."""
     spec = ModelSpec(name=default_model_name(model_id), source=model_id)
@@ -162,6 +203,8 @@ class DiffusionEngine:
         self._upscaler: Any = None
         #: The configured IP-Adapter (``[model] ip_adapter``), loaded on its first use; None: none.
         self.ip_adapter: IpAdapter | None = None
+        #: ``[embeddings.NAME]``: each model gets those made for its family when it becomes active.
+        self._embedding_catalog: dict[str, EmbeddingConfig] = {}
         self._lock = threading.Lock()
 
     @property
@@ -220,6 +263,8 @@ class DiffusionEngine:
                 self._active = None  # unloaded to make room before the new one failed to move in
             raise
         self._active = chosen
+        if self._embedding_catalog:
+            self._embed_into(chosen)
         return chosen
 
     @property
@@ -228,11 +273,6 @@ class DiffusionEngine:
         if self._active is None:
             raise RuntimeError("the model is not loaded yet")
         return self._active
-
-    @property
-    def adapters(self) -> LoraAdapters:
-        """The LoRAs loaded into the active model, switched on per job."""
-        return self.active.adapters
 
     @property
     def previewer(self) -> Previewer:
@@ -326,6 +366,65 @@ class DiffusionEngine:
             raise RuntimeError("the model is not loaded yet")
         return int(self._tokenizer.model_max_length)
 
+    @property
+    def family(self) -> str:
+        """The active model's family, as LoRAs and embeddings name it: ``sd1``, ``sd2`` or ``sdxl``."""
+        return self.active.family.lower()
+
+    @property
+    def adapters(self) -> LoraAdapters:
+        """The LoRAs loaded into the active model."""
+        return self.active.adapters
+
+    @property
+    def embeddings(self) -> dict[str, str]:
+        """The textual-inversion embeddings loaded into the active model: name -> token."""
+        return dict(self.active.embeddings)
+
+    @property
+    def default_sampler(self) -> str | None:
+        """The sampler (a name in ``SCHEDULERS``) the active model runs when a request names none, if known."""
+        return sampler_name(self.active)
+
+    def load_embeddings(self, catalog: Mapping[str, EmbeddingConfig]) -> None:
+        """Load the configured textual-inversion embeddings made for the active model's family (after
+        :meth:`load`); models loaded later get theirs when they first run.
+
+        Each adds its token to the tokenizer(s); prompts without the token encode exactly as before.
+        A file that cannot be loaded is a :class:`ModelLoadError` naming its table.
+        """
+        with self._lock:
+            self._embedding_catalog = dict(catalog)
+            self._embed_into(self.active)
+
+    def _embed_into(self, model: LoadedModel) -> None:
+        family = model.family.lower()
+        pipe = model.text2image
+        for name, config in embeddings_for(self._embedding_catalog, family).items():
+            if name in model.embeddings:
+                continue
+            try:
+                if family == "sdxl":
+                    _load_sdxl_embedding(pipe, config)
+                else:
+                    pipe.load_textual_inversion(_embedding_source(config.source), token=config.token)
+            except Exception as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                raise ModelLoadError(f"embeddings.{name}: {config.source!r} could not be loaded ({first})") from error
+            model.embeddings[name] = config.token
+            model.encoder = None  # the tokenizer changed
+            log.info("embedding %s loaded into %s as %s", name, model.spec.name, config.token)
+
+    def _prompt_encoder(self) -> PromptEncoder:
+        active = self.active
+        if active.encoder is None:
+            active.encoder = PromptEncoder(active.text2image)
+        return active.encoder
+
+    def encode_prompts(self, prompts: Sequence[str], negatives: Sequence[str]) -> dict[str, Any]:
+        """The active model's prompt embeddings, one row per image (see :mod:`generation.prompt_encoding`)."""
+        return self._prompt_encoder().encode(prompts, negatives)
+
     def count_tokens(self, text: str) -> int:
         """The number of tokens ``text`` takes, start and end markers included."""
         if not self.loaded:
@@ -381,12 +480,41 @@ class DiffusionEngine:
             raise ValueError("a request whose images share attention (a storyboard) runs alone")
         with self._lock:
             self._use_locked(requests[0].model)
-            images = self._run_locked(requests, init_images, on_step, should_stop)
+            images = self._run_by_length(requests, init_images, on_step, should_stop)
         out: list[list[Image.Image]] = []
         for request in requests:
             out.append(images[: request.count])
             images = images[request.count :]
         return out
+
+    def encoded_length(self, request: GenerationRequest) -> int:
+        """How many token positions the request's prompts encode to (a multiple of 77)."""
+        encoder = self._prompt_encoder()
+        return max(encoder.length(request.prompt), encoder.length(request.negative_prompt))
+
+    def _run_by_length(
+        self,
+        requests: Sequence[GenerationRequest],
+        init_images: Sequence[Image.Image | None],
+        on_step: StepCallback | None,
+        should_stop: Callable[[], JobStopped | None] | None,
+    ) -> list[Image.Image]:
+        """Requests whose prompts encode to different lengths run as separate calls, one length each:
+        padding a short prompt to a long one's length would change its image. Images come back in order."""
+        if self.upscaler_id and requests[0].kind == "upscale":
+            return self._run_locked(requests, init_images, on_step, should_stop)
+        groups: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(self.encoded_length(request), []).append(index)
+        if len(groups) == 1:
+            return self._run_locked(requests, init_images, on_step, should_stop)
+        by_request: dict[int, list[Image.Image]] = {}
+        for indices in groups.values():
+            group = [requests[i] for i in indices]
+            images = self._run_locked(group, [init_images[i] for i in indices], on_step, should_stop)
+            for i, request in zip(indices, group, strict=True):
+                by_request[i], images = images[: request.count], images[request.count :]
+        return [image for i in range(len(requests)) for image in by_request[i]]
 
     def _run_locked(
         self,
@@ -396,6 +524,11 @@ class DiffusionEngine:
         should_stop: Callable[[], JobStopped | None] | None,
     ) -> list[Image.Image]:
         images = self._generate(requests, init_images, on_step, should_stop)
+        # The sampler each image was made with, by the name the PNG parameters write.
+        first = requests[0].scheduler
+        sampler = canonical_scheduler(first) if first else sampler_name(self.active)
+        for image in images:
+            image.info[SAMPLER_INFO_KEY] = sampler
         self._flag_unsafe(requests, images)
         return images
 
@@ -444,10 +577,14 @@ class DiffusionEngine:
             return tensors
 
         seeds = [seed for request in requests for seed in request.seeds()]
+        # One row of embeddings per image, made after the LoRAs are switched (they may touch the
+        # text encoder). "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
+        embeds = self.encode_prompts(
+            [prompt for r in requests for prompt in r.image_prompts()],
+            [r.negative_prompt for r in requests for _ in range(r.count)],
+        )
         common: dict[str, Any] = {
-            "prompt": [prompt for r in requests for prompt in r.image_prompts()],
-            # "" is what diffusers uses for a missing negative prompt, so batching changes nothing.
-            "negative_prompt": [r.negative_prompt for r in requests for _ in range(r.count)],
+            **embeds,
             "num_inference_steps": steps,
             "guidance_scale": first.guidance,
             "generator": [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
@@ -563,7 +700,8 @@ class DiffusionEngine:
                 raise stop
 
         kwargs: dict[str, Any] = {
-            "prompt": [r.prompt for r in requests for _ in range(r.count)],
+            # Upscalers take text: the words without weights or LoRA tags.
+            "prompt": [plain_text(strip_lora_tags(r.prompt)) for r in requests for _ in range(r.count)],
             "image": [image.convert("RGB") for image, r in zip(init_images, requests, strict=True)
                       if image is not None for _ in range(r.count)],
             "num_inference_steps": total,

@@ -60,8 +60,12 @@ class LoadedModel:
     family: str
     native_size: int
     loaded_at: float = field(default_factory=time.monotonic)
-    #: The LoRAs loaded into this model's pipelines, switched on per job (they go with the model).
+    #: LoRAs loaded into this model's pipelines, switched on per job (they go when the model is unloaded).
     adapters: LoraAdapters = field(default_factory=LoraAdapters)
+    #: compel over its text encoder(s), made on first use (``generation.prompt_encoding.PromptEncoder``).
+    encoder: Any = None
+    #: Textual-inversion embeddings loaded into it: name -> token.
+    embeddings: dict[str, str] = field(default_factory=dict)
 
 
 def _is_sdxl_checkpoint(path: Path) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from generation.engine import DiffusionEngine
 from generation.performance import PerformanceOptions
 from generation.queue import Engine, JobQueue
 from generation.training import run_training_job
+from rules.loras import EmbeddingConfig
 from rules.models import ModelSpec
 from rules.training import TRAIN_KIND
 
@@ -25,12 +26,14 @@ async def load_engines(
     performance: PerformanceOptions | None = None,
     models: Sequence[ModelSpec] = (),
     max_loaded_models: int = 1,
+    embeddings: Mapping[str, EmbeddingConfig] | None = None,
 ) -> list[DiffusionEngine]:
     """Load the default model once per device, off the event loop, one device after the other.
 
     ``models`` (the default one first, as :meth:`bot.config.Settings.model_specs` lists them) are
     the models each engine may load later, when a job asks for one; up to ``max_loaded_models``
-    stay loaded per device.
+    stay loaded per device. ``embeddings`` are the configured textual-inversion embeddings: each
+    model gets those made for its family when it is loaded.
     """
     engines: list[DiffusionEngine] = []
     for device in devices:
@@ -40,6 +43,8 @@ async def load_engines(
         )
         log.info("loading model %s on %s...", model_id, engine.device)
         await asyncio.to_thread(engine.load)
+        if embeddings:
+            await asyncio.to_thread(engine.load_embeddings, embeddings)
         log.info("model loaded on %s: %s, native size %d px", engine.device, engine.model_name, engine.native_size)
         engines.append(engine)
     return engines

@@ -18,14 +18,15 @@ flag            value                       slash-command option it fills
 ``--model``     a configured model's name   ``model``
 ``--sampler``   a sampler name              ``sampler``
 ``--cref``      character names, by commas  ``cref`` (characters of the active comic)
+``--lora``      ``NAME`` or ``NAME:WEIGHT`` a LoRA from ``[loras.NAME]`` (repeatable)
 ==============  ==========================  ====================================
 
 ``--aspect``, ``--guidance``, ``--count`` and ``--scheduler`` are accepted as other names for
 ``--ar``, ``--cfg``, ``--n`` and ``--sampler``. A sampler's name may have spaces
 (``--sampler DPM++ 2M Karras``; its value runs up to the next flag, like ``--no``'s) and any case;
-``euler_a`` and ``dpm++_2m_karras`` work too. Phones turn ``--`` into an em dash, so ``—ar`` (and
-the en dash ``–ar``) count as ``--ar``. A flag starts only after a space (or at the very start),
-so ``well--known`` is text.
+``euler_a`` and ``dpm++_2m_karras`` work too. ``--lora`` is the one flag that may be given several
+times. Phones turn ``--`` into an em dash, so ``—ar`` (and the en dash ``–ar``) count as ``--ar``.
+A flag starts only after a space (or at the very start), so ``well--known`` is text.
 
 This module checks the *form* of each value (a number is a number); ranges are checked by
 :func:`rules.request.validate`, which knows the configured limits. Errors are
@@ -49,8 +50,10 @@ MAX_ASPECT: Final = 4.0
 
 #: Canonical flag names, in the order they are listed to users and written by :func:`reproduce_line`.
 FLAG_NAMES: Final[tuple[str, ...]] = (
-    "ar", "size", "seed", "steps", "cfg", "n", "style", "model", "sampler", "cref", "no"
+    "ar", "size", "seed", "steps", "cfg", "n", "style", "model", "sampler", "lora", "cref", "no"
 )
+#: Flags that may be given more than once (their values are collected in order).
+REPEATABLE_FLAGS: Final = frozenset({"lora"})
 
 #: Other spellings users may type, mapped to the canonical name.
 FLAG_ALIASES: Final[Mapping[str, str]] = {"aspect": "ar", "guidance": "cfg", "count": "n", "scheduler": "sampler"}
@@ -67,6 +70,7 @@ _EXAMPLES: Final[Mapping[str, str]] = {
     "model": "--model sdxl",
     "sampler": "--sampler DPM++ 2M Karras",
     "cref": "--cref Mira",
+    "lora": "--lora ink:0.8",
     "no": "--no text, watermark",
 }
 
@@ -78,6 +82,7 @@ _NUMBER_RE: Final = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
 _RATIO_RE: Final = re.compile(r"^(\d+):(\d+)$")
 _SIZE_RE: Final = re.compile(r"^(\d+)[x×](\d+)$", re.IGNORECASE)
 _STYLE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LORA_RE: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)(?::([+-]?(?:\d+\.?\d*|\.\d+)))?$")
 
 
 class FlagError(RequestError):
@@ -101,6 +106,7 @@ class Flags(TypedDict, total=False):
     model: str
     sampler: str
     cref: tuple[str, ...]
+    lora: tuple[tuple[str, float | None], ...]
     no: str
 
 
@@ -187,6 +193,12 @@ def _parse_value(flag: str, raw: str, styles: Collection[str] | None, models: Co
         return seed
     if flag in ("steps", "n"):
         return _whole(flag, value)
+    if flag == "lora":
+        match = _LORA_RE.match(value)
+        if not match:
+            raise FlagError("lora", f"`--lora` needs a name and maybe a weight, like `{_EXAMPLES['lora']}`; "
+                            f"you gave `{value}`.")
+        return (match[1], float(match[2]) if match[2] is not None else None)
     if flag == "cfg":
         if not _NUMBER_RE.match(value) or not math.isfinite(float(value)):
             raise FlagError("cfg", f"`--cfg` needs a number, like `--cfg 7.5`; you gave `{value}`.")
@@ -227,10 +239,11 @@ def parse_prompt(
         flag = FLAG_ALIASES.get(typed, typed)
         if flag not in FLAG_NAMES:
             raise FlagError(typed, f"`--{typed}` is not a flag I know. Flags: {_valid_flags_text()}.")
-        if flag in flags:
+        if flag in flags and flag not in REPEATABLE_FLAGS:
             raise FlagError(flag, f"`--{flag}` is given twice; keep one.")
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        flags[flag] = _parse_value(flag, text[match.end() : end], styles, models)
+        value = _parse_value(flag, text[match.end() : end], styles, models)
+        flags[flag] = (*flags.get(flag, ()), value) if flag in REPEATABLE_FLAGS else value
     if "ar" in flags and "size" in flags:
         raise FlagError("size", "Use either `--ar` or `--size`, not both.")
     return ParsedPrompt(text[: matches[0].start()].strip(), cast(Flags, flags))
@@ -286,6 +299,7 @@ _OPTION_OF_FLAG: Final[Mapping[str, str]] = {
     "model": "model",
     "sampler": "sampler",
     "cref": "cref",
+    "lora": "loras",
     "no": "negative",
 }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -23,6 +22,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 #: safety checker (a bool). The queue carries images without looking inside them.
 MASK_INFO_KEY = "panelbot.mask"
 FLAGGED_INFO_KEY = "panelbot.flagged"
+#: Key in a result image's ``info`` naming the sampler it was made with (a name in ``SCHEDULERS``, or
+#: None when the model's own scheduler is none of those), for the PNG's parameters.
+SAMPLER_INFO_KEY = "panelbot.sampler"
 
 RequestKind = Literal["txt2img", "img2img", "inpaint", "upscale"]
 #: Kinds that start from a source image.
@@ -282,17 +284,11 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise RequestError(name, f"`{name}` must be between {low:g} and {high:g}; you gave {value:g}.")
 
 
-def validate(
-    request: GenerationRequest,
-    limits: GenerationLimits,
-    *,
-    count_tokens: Callable[[str], int] | None = None,
-    max_tokens: int | None = None,
-) -> GenerationRequest:
+def validate(request: GenerationRequest, limits: GenerationLimits) -> GenerationRequest:
     """Check a request against the limits; return it, or raise :class:`RequestError` naming the field.
 
-    ``count_tokens`` / ``max_tokens`` come from the loaded model's tokenizer: a prompt the text
-    encoder would silently cut is refused instead.
+    Prompts are capped in characters (``max_prompt_chars``) only: the engine encodes a prompt past
+    the text encoder's 77 tokens in full, in 77-token chunks (``generation.prompt_encoding``).
     """
     prompt = request.prompt.strip()
     if not prompt:
@@ -308,15 +304,6 @@ def validate(
                 name,
                 f"`{name}` is {len(text)} characters long; the limit is {limits.max_prompt_chars}.",
             )
-    if count_tokens is not None and max_tokens is not None:
-        for name, text in texts:
-            tokens = count_tokens(text)
-            if tokens > max_tokens:
-                raise RequestError(
-                    name,
-                    f"`{name}` is {tokens} tokens long; this model reads at most {max_tokens}. "
-                    f"Shorten it by about {tokens - max_tokens} tokens (words and punctuation).",
-                )
     _check_range("seed", request.seed, 0, SEED_MAX)
     _check_range("steps", request.steps, 1, limits.max_steps)
     _check_range("guidance", request.guidance, 0, limits.max_guidance)

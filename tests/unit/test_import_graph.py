@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("bot", "generation", "rules", "composition", "storage", "playground", "studio")
-ML_LIBRARIES = frozenset({"torch", "diffusers", "transformers"})
+ML_LIBRARIES = frozenset({"torch", "diffusers", "transformers", "compel"})
 #: Packages that must not know about Discord.
 WITHOUT_DISCORD = ("generation", "rules", "composition", "storage")
 

@@ -88,7 +88,8 @@ def test_mistakes_raise_flag_error_naming_the_flag(text: str, flag: str, fragmen
 
 def test_unknown_flag_lists_valid_ones() -> None:
     listed = (
-        r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--model`, `--sampler`, `--cref`, `--no`"
+        r"`--ar`, `--size`, `--seed`, `--steps`, `--cfg`, `--n`, `--style`, `--model`, `--sampler`, `--lora`, "
+        r"`--cref`, `--no`"
     )
     with pytest.raises(FlagError, match=listed):
         parse_prompt("cat --quality 2")

@@ -10,6 +10,9 @@ Plain code, no Discord: the order of precedence is easy to read here and to test
 4. The model (option or ``--model``; else the default model) brings its own defaults from
    ``[models.NAME]``: steps, guidance, sampler, negative prompt and size, used where neither the
    member nor the style set them; ``[generation]``'s defaults come last.
+5. LoRAs: ``<lora:NAME:WEIGHT>`` tags in the prompt (kept in it as written) and ``--lora`` flags
+   are resolved against ``[loras.NAME]`` (:func:`rules.loras.resolve_loras`) for the chosen
+   model's family; missing trigger words are appended to the prompt.
 5. The size: explicit ``width``/``height``, else ``--size``, else ``--ar`` (about the model's
    native pixel count, sides multiples of 64), else the uploaded image's shape at about that
    pixel count, else the server's default size (``/settings``), else the model's configured size,
@@ -30,7 +33,9 @@ from typing import Any
 
 from bot.character_looks import CREF_KEY
 from rules.image_checks import fit_size
+from rules.loras import LoraConfig, resolve_loras
 from rules.models import ModelSpec, find_model
+from rules.png_parameters import PngParameters
 from rules.prompt_flags import aspect_size, merge_options, parse_prompt
 from rules.request import (
     GenerationLimits,
@@ -79,6 +84,9 @@ def build_request(
     default_model: str | None = None,
     models: Sequence[ModelSpec] = (),
     native_for: Callable[[ModelSpec], int] | None = None,
+    loras: Mapping[str, LoraConfig] | None = None,
+    family: str | None = None,
+    family_for: Callable[[ModelSpec], str | None] | None = None,
 ) -> GenerationRequest:
     """The txt2img request the options and flags describe (the caller adds a source image).
 
@@ -86,7 +94,9 @@ def build_request(
     ``models`` are the configured models, the default first (none: only the default, with
     ``native``); ``native_for`` gives a model's native side (default: ``native``). A request on
     the default model names none (``model`` None), so it follows ``[model]``.
-    Raises :class:`RequestError` (flag errors, unknown styles and models included) with a message for the member.
+    ``loras`` are the configured ``[loras.NAME]``; ``family`` the running model's family (``sd1``,
+    ``sd2``, ``sdxl``; None: unchecked), or ``family_for`` gives the chosen model's.
+    Raises :class:`RequestError` (flag errors, unknown styles, models and LoRAs included) with a message for the member.
     """
     parsed = parse_prompt(options.prompt, styles=styles.keys(), models=[spec.name for spec in models] or None)
     merged = merge_options(parsed, options.explicit())
@@ -118,6 +128,9 @@ def build_request(
     blocked = safety.blocked_word_in(text)
     if blocked is not None:
         raise RequestError("prompt", f"Your prompt contains a word this server doesn't allow (`{blocked}`).")
+    if spec is not None and family_for is not None:
+        family = family_for(spec)
+    text, uses = resolve_loras(text, merged.get("loras", ()), loras or {}, family=family)
     negative_given = merged.get("negative")
     if negative_given is None and spec is not None:
         negative_given = spec.negative_prompt
@@ -144,6 +157,7 @@ def build_request(
         count=limits.default_count if count is None else int(count),
         scheduler=sampler,
         model=spec.name if spec is not None and models and spec is not models[0] else None,
+        loras=uses,
         extra={
             **({"style": preset.name} if preset is not None else {}),
             **({CREF_KEY: list(merged["cref"])} if merged.get("cref") else {}),
@@ -187,3 +201,37 @@ def _size(
     if width is None and height is None and default_size is not None:
         return default_size
     return (native if width is None else int(width), native if height is None else int(height))
+
+
+def model_family_of(model: object) -> str | None:
+    """The running model's family (``sd1``, ``sd2``, ``sdxl``), or None when it does not say (a remote worker)."""
+    family = getattr(model, "family", None)
+    return family if isinstance(family, str) else None
+
+
+def rerun_options(
+    params: PngParameters, image_size: tuple[int, int], models: Sequence[ModelSpec] = ()
+) -> ImagineOptions:
+    """The /imagine options that make a PNG's image again from its parameters (one image).
+
+    The size is the one the parameters name, else the picture's own when its sides are multiples of 8.
+    The model is the one the parameters name when it is configured here, else the default one; the
+    negative prompt is the PNG's even when empty (a model's default negative prompt is not added).
+    """
+    width, height = params.width, params.height
+    if width is None or height is None:
+        width, height = image_size if image_size[0] % 8 == 0 and image_size[1] % 8 == 0 else (None, None)
+    named = (params.model or "").strip().lower()
+    model = next((spec.name for spec in models if spec.name == named), None)
+    return ImagineOptions(
+        prompt=params.prompt,
+        negative=params.negative_prompt,
+        seed=params.seed,
+        steps=params.steps,
+        guidance=params.guidance,
+        width=width,
+        height=height,
+        count=1,
+        model=model,
+        sampler=params.scheduler,
+    )

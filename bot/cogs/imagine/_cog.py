@@ -1,4 +1,4 @@
-"""/imagine, /history, /queue, /cancel and the reactions on results.
+"""/imagine, /rerun, /loras, /history, /queue, /cancel and the reactions on results.
 
 The cog only translates: options, flags and attachments become a request (:mod:`._build`,
 :mod:`._uploads`); reactions and buttons become calls on :class:`._actions.ResultActions`.
@@ -23,8 +23,8 @@ from bot import embeds, emojis
 from bot.character_looks import apply_cref
 from bot.cogs.imagine import _buttons
 from bot.cogs.imagine._actions import ResultActions
-from bot.cogs.imagine._build import ImagineOptions, build_request
-from bot.cogs.imagine._uploads import SourceImages, discard, read_sources, store_sources
+from bot.cogs.imagine._build import ImagineOptions, build_request, model_family_of, rerun_options
+from bot.cogs.imagine._uploads import SourceImages, discard, read_png_parameters, read_sources, store_sources
 from bot.discord_limits import CONTENT_MAX
 from bot.errors import UserFacingError, reply_ephemeral
 from bot.jobs import JobOrigin, role_ids_of
@@ -45,6 +45,12 @@ RECORD_RETRY_DELAYS_S = (0.1, 0.3, 0.6, 1.0)
 DM_REFUSED_TEXT = "I work in servers only: use my commands in a server channel, where its moderators can see them."
 #: Stands for an upload's path while its request is validated, before the upload is stored.
 PENDING_UPLOAD = "(upload)"
+#: What /rerun answers for a PNG that carries no parameters.
+NO_PARAMETERS_TEXT = (
+    "That image carries no generation parameters (a `parameters` text chunk, as this bot, AUTOMATIC1111 and "
+    "ComfyUI write into PNGs). Upload the original PNG: Discord keeps it as it is, but screenshots, "
+    "JPEG/WebP copies and many editors drop them."
+)
 #: Reactions this cog acts on.
 HANDLED_REACTIONS = frozenset({emojis.CANCEL, emojis.REROLL, emojis.UPSCALE, emojis.VARY, *emojis.NUMBERS})
 
@@ -160,9 +166,13 @@ class Imagine(commands.Cog):
             def native_for(spec: ModelSpec) -> int:
                 return self.services.native_size_of(spec, states)
 
+            def family_for(spec: ModelSpec) -> str | None:
+                return self.services.family_of(spec, states)
+
             request = build_request(
                 options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
-                safety=settings.safety, models=models, native_for=native_for, **defaults,
+                safety=settings.safety, models=models, native_for=native_for, loras=settings.loras,
+                family_for=family_for, **defaults,
             )
             # The server's channel, role and kid-friendly rules, before any upload is downloaded.
             refused = self.services.servers.access_refusal(JobOrigin.of(interaction), request.prompt)
@@ -176,7 +186,7 @@ class Imagine(commands.Cog):
                 request = build_request(
                     options, limits=limits, native=self.services.model.native_size, styles=settings.styles,
                     safety=settings.safety, source_size=decoded.size, models=models, native_for=native_for,
-                    **defaults,
+                    loras=settings.loras, family_for=family_for, **defaults,
                 ).replace(
                     seed=request.seed,
                     kind="inpaint" if decoded.mask is not None else "img2img",
@@ -203,6 +213,45 @@ class Imagine(commands.Cog):
         """The request with ``--cref``'s characters (of the member's active comic) drawn in."""
         return await apply_cref(
             self.services.storage, request, user_id=interaction.user.id, guild_id=interaction.guild_id
+        )
+
+    # -- /rerun, /loras ------------------------------------------------------------------------------
+
+    @app_commands.command(name="rerun")
+    @app_commands.describe(png="A PNG with its generation parameters (from this bot, AUTOMATIC1111, ComfyUI...)")
+    async def rerun(self, interaction: discord.Interaction, png: discord.Attachment) -> None:
+        """Make an image again from the parameters stored inside a PNG (prompt, seed, steps, sampler, LoRAs)."""
+        async with self.services.runner.answering():
+            await self._rerun(interaction, png)
+
+    async def _rerun(self, interaction: discord.Interaction, png: discord.Attachment) -> None:
+        settings = self.services.settings
+        try:
+            # Downloading can take a while: answer Discord within its 3 s first.
+            await interaction.response.defer(thinking=True)
+            params, size = await read_png_parameters(png, limits=settings.generation)
+            if params is None:
+                raise RequestError("png", NO_PARAMETERS_TEXT)
+            models = self.services.known_models()
+            states = self.services.model_states()  # from memory (read in cog_load)
+            request = build_request(
+                rerun_options(params, size, models), limits=settings.generation,
+                native=self.services.model.native_size, styles=settings.styles, safety=settings.safety,
+                models=models, native_for=lambda spec: self.services.native_size_of(spec, states),
+                loras=settings.loras, family_for=lambda spec: self.services.family_of(spec, states),
+            )
+        except RequestError as error:
+            await reply_ephemeral(interaction, str(error))
+            return
+        await self.services.runner.start_job(JobOrigin.of(interaction), request)
+
+    @app_commands.command(name="loras")
+    async def loras_command(self, interaction: discord.Interaction) -> None:
+        """List the LoRAs and embeddings you can use: names, trigger words, default weights, model family."""
+        settings = self.services.settings
+        await interaction.response.send_message(
+            embed=embeds.loras_embed(settings.loras, settings.embeddings, model_family_of(self.services.model)),
+            ephemeral=True,
         )
 
     @imagine.autocomplete("style")

@@ -20,6 +20,7 @@ import discord
 from PIL import Image
 
 from rules.image_checks import UploadError, UploadRole, check_declared_size, check_mask_matches, check_upload
+from rules.png_parameters import PngParameters, read_parameters
 from rules.request import GenerationLimits
 from storage.images import ImageStore
 
@@ -88,6 +89,24 @@ async def read_sources(
                 max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels, role="mask",
             ))
         return DecodedSources(decoded, decoded_mask)
+
+    return await asyncio.to_thread(check)
+
+
+async def read_png_parameters(
+    attachment: discord.Attachment, *, limits: GenerationLimits
+) -> tuple[PngParameters | None, tuple[int, int]]:
+    """Download and check an uploaded PNG (as :func:`read_sources` does) and read its generation
+    parameters: (parameters or None when it carries none, the image's size)."""
+    data = await _download(attachment, "image", limits)
+
+    def check() -> tuple[PngParameters | None, tuple[int, int]]:
+        decoded = check_upload(
+            data, content_type=attachment.content_type, filename=attachment.filename,
+            max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels, role="image",
+        )
+        with Image.open(io.BytesIO(data)) as image:
+            return read_parameters(image), decoded.size
 
     return await asyncio.to_thread(check)
 
