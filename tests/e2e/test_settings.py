@@ -119,7 +119,7 @@ async def test_defaults_apply_to_imagine_and_show_says_where_they_come_from(
 
         style = "ink"  # a preset with no steps or guidance of its own (a preset's would win)
         saved = await settings_command(emulator, "defaults", boss, steps=2, size="64x96", count=1, style=style,
-                                       guidance=3.5, model=bot.bot.model.model_name)
+                                       guidance=3.5, model=bot.bot.settings.model.model_name)
         assert saved.content.startswith("Saved."), saved.content
         member = emulator.add_member("mel")
         await imagine(emulator, member, "a lighthouse")

@@ -92,7 +92,7 @@ async def test_a_storyboard_is_one_job_whose_images_become_its_panels(
     board = json.loads(str(request_json))
     assert board["count"] == 4 and len(board["panel_prompts"]) == 4 and board["shared_attention"] == 0.5
     assert "Mira (a girl in a yellow raincoat) at the harbour" in board["panel_prompts"][0]
-    assert board["extra"]["characters"] == ["Mira — consistent attention"]
+    assert board["extra"]["characters"] == [["Mira", "consistent attention"]]
     # Image k of the job is panel k's picture; each panel records the request that draws it alone.
     images = rows(db, "SELECT id, idx, seed FROM images WHERE job_id = ? ORDER BY idx", job_id)
     assert [p[3] for p in panels] == [image for image, _, _ in images]
