@@ -10,9 +10,10 @@ The best available route wins, and the panel's embed names it ("Character: Mira 
 A storyboard (``/comic storyboard``) adds **consistent attention**: its panels are drawn as one
 batch whose self-attention is shared, so the characters match across the page.
 
-The character's trained LoRA and reference pictures are read through :func:`lora_path_of` and
-:func:`references_of`, which accept any record and return nothing for one that has no such
-fields, so this module works before and after those fields exist.
+The comic cog hands each character as a :class:`CharacterFacts` (description, reference pictures,
+trained LoRA, likeness scale, from ``storage.comics`` and ``storage.characters``);
+:func:`lora_path_of` and :func:`references_of` read any record and find nothing on one without
+those fields.
 """
 
 from __future__ import annotations
