@@ -19,7 +19,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_type_hints
 
-from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
@@ -84,11 +84,37 @@ class DiscordSettings:
         return url
 
 
+def _check_model_name(name: str) -> str:
+    if not MODEL_NAME_RE.match(name):
+        raise _rule(f"must be 1-32 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, "
+                    f"not {name!r}")
+    return name
+
+
+def _check_scheduler(name: str) -> str:
+    canonical = canonical_scheduler(name)
+    if canonical is None:
+        raise _rule(f"must be one of {', '.join(SCHEDULERS)}, not {name!r}")
+    return canonical
+
+
+def _check_model_source(model_id: str) -> str:
+    if not model_id.strip():
+        raise _rule("must name a hub model, a local folder, or a .safetensors or .ckpt file")
+    return model_id
+
+
+#: A model's ``id``: a hub id, a diffusers folder, or a single checkpoint file.
+ModelSource = Annotated[str, AfterValidator(_check_model_source)]
+#: A sampler's name in any accepted spelling, kept as listed in ``SCHEDULERS``; empty: the model's own.
+SamplerName = Annotated[str, AfterValidator(lambda name: _check_scheduler(name) if name else name)]
+
+
 @dataclass(frozen=True, config=_SECTION)
 class ModelSettings:
     """``[model]``: which weights to load, where, and in which precision."""
 
-    id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    id: ModelSource = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
     device: str = "auto"
     #: ``auto``, ``float16``, ``bfloat16`` or ``float32``.
@@ -115,24 +141,12 @@ class ModelSettings:
     #: A VAE used instead of the model's own (hub id or folder), e.g. ``madebyollin/sdxl-vae-fp16-fix``.
     vae: str = ""
     #: The sampler its requests get when they name none (empty: the model's own scheduler).
-    scheduler: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _named(cls, model_id: str) -> str:
-        if not model_id.strip():
-            raise _rule("must name a hub model, a local folder, or a .safetensors or .ckpt file")
-        return model_id
+    scheduler: SamplerName = ""
 
     @field_validator("name")
     @classmethod
     def _model_name(cls, name: str) -> str:
         return _check_model_name(name) if name else name
-
-    @field_validator("scheduler")
-    @classmethod
-    def _scheduler(cls, name: str) -> str:
-        return _check_scheduler(name) if name else name
 
     @property
     def model_name(self) -> str:
@@ -170,20 +184,6 @@ class ModelSettings:
         return self.devices or (self.device,)
 
 
-def _check_model_name(name: str) -> str:
-    if not MODEL_NAME_RE.match(name):
-        raise _rule(f"must be 1-32 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit, "
-                    f"not {name!r}")
-    return name
-
-
-def _check_scheduler(name: str) -> str:
-    canonical = canonical_scheduler(name)
-    if canonical is None:
-        raise _rule(f"must be one of {', '.join(SCHEDULERS)}, not {name!r}")
-    return canonical
-
-
 @dataclass(frozen=True, config=_SECTION)
 class ModelEntry:
     """``[models.NAME]``: one more model members can pick, and the defaults its requests get.
@@ -193,7 +193,7 @@ class ModelEntry:
     """
 
     #: A hub id, a local diffusers folder, or a single ``.safetensors`` / ``.ckpt`` file.
-    id: str
+    id: ModelSource
     display_name: str = ""
     #: A VAE used instead of the model's own (hub id or folder), e.g. ``madebyollin/sdxl-vae-fp16-fix``.
     vae: str = ""
@@ -201,20 +201,8 @@ class ModelEntry:
     height: Annotated[Int, Field(ge=64, le=4096, multiple_of=8)] | None = None
     steps: Annotated[Int, Field(ge=1)] | None = None
     guidance: Annotated[float, Field(ge=0, le=100), Strict()] | None = None
-    scheduler: str = ""
+    scheduler: SamplerName = ""
     negative_prompt: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _named(cls, model_id: str) -> str:
-        if not model_id.strip():
-            raise _rule("must name a hub model, a local folder, or a .safetensors or .ckpt file")
-        return model_id
-
-    @field_validator("scheduler")
-    @classmethod
-    def _scheduler(cls, name: str) -> str:
-        return _check_scheduler(name) if name else name
 
     def spec(self, name: str) -> ModelSpec:
         """This entry as the engine and the bot read it."""
