@@ -353,54 +353,13 @@ class RemoteEngine:
 
         ``on_step`` gets a list of preview PNGs (one per image) in place of latents when a preview
         is due, else None; :meth:`preview_png` hands such a PNG through. The queue does not call
-        this (it awaits :meth:`run_batch_async` on the event loop); it serves code outside the
-        loop, such as scripts, that wants the engine interface as a plain call.
+        this (it awaits :meth:`run_batch_async` on the event loop); it serves code outside any
+        running loop, such as scripts, that wants the engine interface as a plain call, and runs
+        :meth:`run_batch_async` on a loop of its own.
         """
-        import ray
-        from ray.exceptions import GetTimeoutError, RayTaskError
-
-        lost_errors = _lost_errors()
-        token = uuid.uuid4().hex
-        try:
-            ref = self.actor.run_batch.remote(token, list(requests), list(init_images))
-        except lost_errors as error:
-            raise WorkerLost(f"worker {self.device} is gone: {type(error).__name__}") from error
-        last_step, last_preview, stop_sent = 0, time.monotonic(), False
-        while True:
-            ready, _ = ray.wait([ref], timeout=POLL_INTERVAL_S)
-            if ready:
-                break
-            if should_stop is not None and not stop_sent and (reason := should_stop()) is not None:
-                stop_sent = True
-                with contextlib.suppress(*lost_errors):
-                    self.actor.stop.remote(token, type(reason).__name__, str(reason))
-            if on_step is None:
-                continue
-            interval = self.preview_interval_s
-            want_preview = interval is not None and time.monotonic() - last_preview >= interval
-            try:
-                step, total, previews = ray.get(self.actor.poll.remote(token, want_preview), timeout=POLL_TIMEOUT_S)
-            except GetTimeoutError:
-                continue
-            except lost_errors:
-                continue  # the job's own reference says what happened
-            if previews is not None:
-                last_preview = time.monotonic()
-            for done in range(last_step + 1, step + 1):  # one call per step, so the queue's step times average right
-                on_step(done, total, previews if done == step else None)
-            last_step = max(last_step, step)
-        try:
-            results = ray.get(ref)
-        except RayTaskError as error:
-            cause = getattr(error, "cause", None)
-            if isinstance(cause, JobStopped):
-                raise (should_stop() if should_stop is not None else None) or cause from None
-            if isinstance(cause, BaseException):
-                raise cause from None
-            raise
-        except lost_errors as error:
-            raise WorkerLost(f"worker {self.device} was lost ({type(error).__name__})") from error
-        return _decode(results)
+        return asyncio.run(
+            self.run_batch_async(requests, init_images, on_step=on_step, should_stop=should_stop)
+        )
 
     async def run_batch_async(
         self,

@@ -286,6 +286,23 @@ async def test_compatible_jobs_run_as_one_batch_on_one_worker_and_equal_their_so
         assert [row[1] for row in job_rows(tmp_path / "bot.sqlite3")] == ["cancelled"] * 2 + ["done"] * 6
 
 
+async def test_the_blocking_run_batch_for_scripts_draws_what_the_awaited_one_draws(pool: RayWorkerPool) -> None:
+    """``RemoteEngine.run_batch`` (a plain call, for code outside any loop) gives the awaited path's images."""
+    from rules.request import GenerationRequest
+
+    engine = pool.engines[0]
+    request = GenerationRequest(prompt="a lighthouse", seed=5, steps=2, guidance=5.0, width=64, height=64, count=2)
+    steps: list[int] = []
+    awaited = await engine.run_batch_async([request], [None])
+    blocking = await asyncio.to_thread(
+        engine.run_batch, [request], [None], on_step=lambda step, total, previews: steps.append(step)
+    )
+    assert len(blocking) == 1 and len(blocking[0]) == 2
+    for mine, theirs in zip(awaited[0], blocking[0], strict=True):
+        assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+    assert steps == sorted(steps) and set(steps) <= {1, 2}
+
+
 async def test_a_worker_added_while_jobs_wait_takes_some(
     emulator: DiscordEmulator, cluster_bot: RunningBot, pool: RayWorkerPool, tmp_path: Path
 ) -> None:
